@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
+# Both create .venv and install everything the first time (about a minute, 1 GB).
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU wheel of torch; on a GPU machine run e.g. `make test TORCH=torch`.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[export,bench,dev]"
+	# sam2 declares torchvision, which does not import beside the CPU torch wheel and would
+	# drag in a CUDA build: install it without dependencies (it needs none beyond the above).
+	SAM2_BUILD_CUDA=0 $(BIN)/pip install -q --no-build-isolation --no-deps "sam2==1.1.0"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/vigil360 run
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

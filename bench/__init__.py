@@ -1,0 +1,1 @@
+"""Scoring against VIEW360+, data adapters, synthetic scenarios and latency profiling."""

@@ -1,0 +1,1 @@
+"""On-device loop: 360-degree geometry, reflex perception, speech and the server."""

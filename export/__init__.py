@@ -1,0 +1,1 @@
+"""Export of SAM2 and the VLM to ONNX and TensorRT."""

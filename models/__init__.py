@@ -1,0 +1,1 @@
+"""Runtimes for exported graphs and the model-agnostic interfaces (tracker, grounder, captioner)."""

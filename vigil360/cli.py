@@ -1,0 +1,60 @@
+"""The `vigil360` command. Each area keeps its commands in its own module; this file wires them.
+
+Heavy imports (torch, onnxruntime, cv2) happen inside commands, so `vigil360 --help` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="vigil360",
+    help="Grounded, spoken explanations of anomalies around a 360-degree camera wearer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_DEBUG = False
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="show full tracebacks on errors")) -> None:
+    global _DEBUG
+    _DEBUG = debug
+
+
+def _register() -> None:
+    from vigil360.bench.cli import register as register_bench
+
+    register_bench(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: errors become one clear line and a non-zero exit, unless --debug."""
+    _register()
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, standalone_mode=False)
+    except SystemExit as exit_:
+        raise
+    except Exception as error:  # noqa: BLE001 - the one place that turns errors into a message
+        import click
+
+        if "--debug" in args:
+            raise
+        if isinstance(error, click.exceptions.Exit):
+            raise SystemExit(error.exit_code) from None
+        if isinstance(error, click.ClickException):
+            error.show()
+            raise SystemExit(error.exit_code) from None
+        if isinstance(error, click.exceptions.Abort):
+            raise SystemExit(130) from None
+        print(f"vigil360: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

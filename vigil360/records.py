@@ -1,0 +1,230 @@
+"""Reading and writing schema records: atomic JSON, append-only JSON Lines, clear errors.
+
+Errors name the file, the line (for JSON Lines) and the JSON path of the offending value,
+so a researcher converting another system's output can find the problem at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from vigil360.schema import (
+    Entity,
+    EntityInfo,
+    EntityLine,
+    Line,
+    MaskLine,
+    VideoLine,
+    VideoRecord,
+)
+
+_LINE = TypeAdapter(Line)
+
+
+class RecordError(ValueError):
+    """A record file that does not validate; the message names file, line and JSON path."""
+
+
+def _json_path(loc: Iterable[Any]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "<root>"
+
+
+def describe_validation_error(error: ValidationError, where: str) -> str:
+    problems = [f"{_json_path(e['loc'])}: {e['msg']}" for e in error.errors()[:5]]
+    more = "" if error.error_count() <= 5 else f" (and {error.error_count() - 5} more)"
+    return f"{where}: " + "; ".join(problems) + more
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` so that `path` holds either the old or the new content, never a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_video_json(path: str | Path, record: VideoRecord) -> None:
+    atomic_write_text(path, record.model_dump_json(exclude_none=True) + "\n")
+
+
+def record_to_lines(record: VideoRecord) -> Iterator[VideoLine | EntityLine | MaskLine]:
+    video_id = record.video.video_id
+    yield VideoLine(kind=record.kind, system=record.system, video=record.video)
+    for entity in record.entities:
+        yield EntityLine(video_id=video_id, entity=entity.info())
+        for frame in entity.frames:
+            yield MaskLine(
+                video_id=video_id,
+                entity_id=entity.entity_id,
+                frame=frame,
+                rle=entity.masks.get(frame),
+                box=entity.boxes.get(frame),
+            )
+
+
+class JsonlWriter:
+    """Append-only JSON Lines writer that flushes every line (a crash keeps all written lines)."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._fsync = fsync
+
+    def write(self, line: VideoLine | EntityLine | MaskLine) -> None:
+        self._handle.write(line.model_dump_json(exclude_none=True) + "\n")
+        self._handle.flush()
+        if self._fsync:
+            os.fsync(self._handle.fileno())
+
+    def write_record(self, record: VideoRecord) -> None:
+        for line in record_to_lines(record):
+            self.write(line)
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_jsonl(path: str | Path, records: Iterable[VideoRecord]) -> None:
+    """Write a whole JSON Lines file atomically (for files produced in one go)."""
+    text = "".join(
+        line.model_dump_json(exclude_none=True) + "\n" for record in records for line in record_to_lines(record)
+    )
+    atomic_write_text(path, text)
+
+
+class _Folder:
+    """Folds the JSON Lines of one video into a VideoRecord."""
+
+    def __init__(self, header: VideoLine) -> None:
+        self.header = header
+        self.infos: dict[str, dict[str, Any]] = {}
+        self.masks: dict[str, dict[int, Any]] = {}
+        self.boxes: dict[str, dict[int, Any]] = {}
+
+    def add_entity(self, line: EntityLine) -> None:
+        eid = line.entity.entity_id
+        update = line.entity.model_dump(exclude_unset=True)
+        self.infos.setdefault(eid, {}).update(update)
+        self.masks.setdefault(eid, {})
+        self.boxes.setdefault(eid, {})
+
+    def add_mask(self, line: MaskLine, where: str) -> None:
+        if line.entity_id not in self.infos:
+            raise RecordError(f"{where}: mask for entity {line.entity_id!r} before its entity line")
+        if line.rle is not None:
+            self.masks[line.entity_id][line.frame] = line.rle
+        if line.box is not None:
+            self.boxes[line.entity_id][line.frame] = line.box
+
+    def build(self, where: str) -> VideoRecord:
+        entities = [
+            Entity(**EntityInfo(**info).model_dump(), masks=self.masks[eid], boxes=self.boxes[eid])
+            for eid, info in self.infos.items()
+        ]
+        try:
+            return VideoRecord(
+                schema_version=self.header.schema_version,
+                kind=self.header.kind,
+                system=self.header.system,
+                video=self.header.video,
+                entities=entities,
+            )
+        except ValidationError as error:
+            raise RecordError(describe_validation_error(error, where)) from None
+
+
+def _iter_jsonl(path: Path) -> Iterator[VideoRecord]:
+    current: _Folder | None = None
+    done: set[str] = set()
+    with open(path, encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            if not raw.strip():
+                continue
+            try:
+                line = _LINE.validate_json(raw)
+            except ValidationError as error:
+                raise RecordError(describe_validation_error(error, where)) from None
+            if isinstance(line, VideoLine):
+                if current is not None:
+                    yield current.build(f"{path} (video {current.header.video.video_id})")
+                    done.add(current.header.video.video_id)
+                if line.video.video_id in done:
+                    raise RecordError(f"{where}: video {line.video.video_id!r} appears twice in the file")
+                current = _Folder(line)
+                continue
+            if current is None:
+                raise RecordError(f"{where}: {line.record} line before any video line")
+            if line.video_id != current.header.video.video_id:
+                raise RecordError(
+                    f"{where}: line for video {line.video_id!r} inside video "
+                    f"{current.header.video.video_id!r} (a video's lines must be contiguous)"
+                )
+            if isinstance(line, EntityLine):
+                current.add_entity(line)
+            else:
+                current.add_mask(line, where)
+    if current is not None:
+        yield current.build(f"{path} (video {current.header.video.video_id})")
+
+
+def read_video_json(path: str | Path) -> VideoRecord:
+    path = Path(path)
+    try:
+        return VideoRecord.model_validate_json(path.read_bytes())
+    except ValidationError as error:
+        raise RecordError(describe_validation_error(error, str(path))) from None
+
+
+def iter_records(path: str | Path) -> Iterator[VideoRecord]:
+    """Stream VideoRecords from a .jsonl file, a .json file, or a folder of either (sorted)."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in {".json", ".jsonl"} and p.is_file())
+        if not files:
+            raise RecordError(f"{path}: folder holds no .json or .jsonl records")
+        for file in files:
+            yield from iter_records(file)
+    elif path.suffix == ".jsonl":
+        yield from _iter_jsonl(path)
+    elif path.suffix == ".json":
+        yield read_video_json(path)
+    else:
+        raise RecordError(f"{path}: expected a .json or .jsonl record file")
+
+
+def load_json_file(path: str | Path) -> Any:
+    """json.load with an error that names the file, line and column."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise RecordError(f"{path}:{error.lineno}:{error.colno}: malformed JSON: {error.msg}") from None

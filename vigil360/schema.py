@@ -1,0 +1,202 @@
+"""One schema for ground truth and predictions (documented in docs/schema.md).
+
+Everything that crosses a boundary between edge, models and bench is one of these models.
+Storage is JSON Lines: each line is a `VideoLine`, `EntityLine` or `MaskLine`, so a running
+loop can append and flush as it goes and a crash loses nothing already written. A reader
+folds the lines of one video into a `VideoRecord`. A single `VideoRecord` may also be
+stored as one `.json` file (written atomically).
+
+Masks are COCO RLE in equirectangular pixels of the video (`size` = [height, width]).
+Frames are 0-based indices into the video.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = "1.0"
+
+Role = Literal["perpetrator", "victim", "target", "related"]
+ROLES: tuple[Role, ...] = ("perpetrator", "victim", "target", "related")
+
+# VIEW360's coarse direction labels ('l', 'c', 'r' in the authors' temporal files).
+Sector = Literal["left_back", "center", "right_back"]
+
+# VIEW360 (Glance, Stealing, Teasing) + VIEW360+ (Collide, Threaten, Throw, Traffic).
+ANOMALY_CLASSES: tuple[str, ...] = (
+    "Glance",
+    "Stealing",
+    "Teasing",
+    "Collide",
+    "Threaten",
+    "Throw",
+    "Traffic",
+)
+_CLASS_ALIASES = {"glancing": "Glance", "steal": "Stealing", "tease": "Teasing", "collision": "Collide"}
+
+RecordKind = Literal["ground_truth", "prediction"]
+
+
+def normalise_class(name: str) -> str:
+    """Map a class name as found in the wild (case, old names) to its canonical spelling."""
+    key = name.strip().lower()
+    if key in _CLASS_ALIASES:
+        return _CLASS_ALIASES[key]
+    for canonical in ANOMALY_CLASSES:
+        if canonical.lower() == key:
+            return canonical
+    raise ValueError(f"unknown anomaly class {name!r}; known: {', '.join(ANOMALY_CLASSES)}")
+
+
+class _Strict(BaseModel):
+    # A typo in a file must be an error that names the key, not a silently ignored field.
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class RLE(_Strict):
+    """COCO run-length encoding (column-major), as produced by pycocotools."""
+
+    size: tuple[int, int] = Field(description="[height, width] of the full equirectangular frame")
+    counts: str = Field(description="compressed COCO RLE string")
+
+
+class AngleBox(_Strict):
+    """A box on the sphere, in degrees. `yaw` is the centre, wrapped to [-180, 180)."""
+
+    yaw: float = Field(ge=-180.0, lt=180.0, description="centre yaw; 0 ahead, positive to the right")
+    pitch: float = Field(ge=-90.0, le=90.0, description="centre pitch; positive up")
+    width: float = Field(ge=0.0, le=360.0, description="angular width (yaw extent)")
+    height: float = Field(ge=0.0, le=180.0, description="angular height (pitch extent)")
+
+
+class Caption(_Strict):
+    """The paper's split caption: what the entity looks like, and what it does."""
+
+    appearance: str = ""
+    motion: str = ""
+
+    def text(self) -> str:
+        return " ".join(part for part in (self.appearance.strip(), self.motion.strip()) if part)
+
+
+class AnomalyInterval(_Strict):
+    start_frame: int = Field(ge=0)
+    end_frame: int = Field(ge=0, description="inclusive")
+    anomaly_class: str
+    direction: Sector | None = None
+
+    @field_validator("anomaly_class")
+    @classmethod
+    def _canonical_class(cls, value: str) -> str:
+        return normalise_class(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AnomalyInterval:
+        if self.end_frame < self.start_frame:
+            raise ValueError(f"end_frame {self.end_frame} is before start_frame {self.start_frame}")
+        return self
+
+
+class Video(_Strict):
+    video_id: str = Field(min_length=1)
+    fps: float = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    num_frames: int | None = Field(default=None, ge=0)
+    intervals: list[AnomalyInterval] = Field(default_factory=list)
+    location: str | None = None
+    split: str | None = None
+    dataset: str | None = Field(default=None, description="e.g. VIEW360, VIEW360+, synthetic")
+    caption: str | None = Field(default=None, description="video-level caption (stage 1 of the paper)")
+
+    @property
+    def anomaly_class(self) -> str | None:
+        return self.intervals[0].anomaly_class if self.intervals else None
+
+
+class EntityInfo(_Strict):
+    """Everything about an entity except its per-frame masks."""
+
+    entity_id: str = Field(min_length=1)
+    role: Role
+    label: str = Field(default="person", description="class label, e.g. person, bicycle, car, ball")
+    caption: Caption | None = None
+    sentence: str | None = Field(default=None, description="spoken sentence (predictions)")
+    score: float | None = None
+    first_alert_frame: int | None = Field(default=None, ge=0, description="predictions: first alert")
+
+
+class Entity(EntityInfo):
+    masks: dict[int, RLE] = Field(default_factory=dict, description="frame -> mask")
+    boxes: dict[int, AngleBox] = Field(default_factory=dict, description="frame -> box in angles")
+
+    @property
+    def frames(self) -> list[int]:
+        return sorted(set(self.masks) | set(self.boxes))
+
+    def info(self) -> EntityInfo:
+        return EntityInfo(**self.model_dump(exclude={"masks", "boxes"}))
+
+
+class VideoRecord(_Strict):
+    """One video with its entities: the unit that is scored."""
+
+    schema_version: str = SCHEMA_VERSION
+    kind: RecordKind
+    system: str | None = Field(default=None, description="which system produced a prediction")
+    video: Video
+    entities: list[Entity] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VideoRecord:
+        seen: set[str] = set()
+        expected = (self.video.height, self.video.width)
+        for index, entity in enumerate(self.entities):
+            if entity.entity_id in seen:
+                raise ValueError(f"duplicate entity_id {entity.entity_id!r} (entities[{index}])")
+            seen.add(entity.entity_id)
+            for frame, rle in entity.masks.items():
+                if tuple(rle.size) != expected:
+                    raise ValueError(
+                        f"entities[{index}].masks.{frame}: mask size {list(rle.size)} does not match "
+                        f"the video's [height, width] {list(expected)}"
+                    )
+                if frame < 0 or (self.video.num_frames is not None and frame >= self.video.num_frames):
+                    raise ValueError(
+                        f"entities[{index}].masks.{frame}: frame outside the video "
+                        f"(num_frames={self.video.num_frames})"
+                    )
+        return self
+
+
+# --- JSON Lines records -------------------------------------------------------------------
+
+
+class VideoLine(_Strict):
+    record: Literal["video"] = "video"
+    schema_version: str = SCHEMA_VERSION
+    kind: RecordKind
+    system: str | None = None
+    video: Video
+
+
+class EntityLine(_Strict):
+    """Entity metadata; a later line for the same id replaces fields it sets (e.g. a refined caption)."""
+
+    record: Literal["entity"] = "entity"
+    video_id: str
+    entity: EntityInfo
+
+
+class MaskLine(_Strict):
+    record: Literal["mask"] = "mask"
+    video_id: str
+    entity_id: str
+    frame: int = Field(ge=0)
+    rle: RLE | None = None
+    box: AngleBox | None = None
+
+
+Line = Annotated[VideoLine | EntityLine | MaskLine, Field(discriminator="record")]
