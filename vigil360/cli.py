@@ -28,7 +28,13 @@ def _root(debug: bool = typer.Option(False, "--debug", help="show full traceback
 
 def _register() -> None:
     from vigil360.bench.cli import register as register_bench
+    from vigil360.edge.cli import register as register_edge
+    from vigil360.export.cli import register as register_export
+    from vigil360.models.cli import register as register_models
 
+    register_edge(app)
+    register_export(app)
+    register_models(app)
     register_bench(app)
 
 

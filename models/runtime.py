@@ -1,0 +1,73 @@
+"""onnxruntime session factory: one place that picks execution providers and threads.
+
+Providers are tried in the order TensorRT EP, CUDA EP, CPU, keeping only those this
+onnxruntime build offers, so the same code runs on a Jetson, a laptop GPU and a CPU box.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from vigil360.errors import MissingModelError, UserError
+
+ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
+
+_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_BY_CHOICE = {
+    "auto": _ORDER,
+    "tensorrt": _ORDER,
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "cpu": ("CPUExecutionProvider",),
+}
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def select_providers(choice: ProviderChoice = "auto", trt_cache_dir: str | Path | None = None) -> list:
+    """Providers for `choice` that this build offers; asking for a GPU that is absent is an error."""
+    if choice not in _BY_CHOICE:
+        raise UserError(f"unknown provider choice {choice!r}; use one of {', '.join(_BY_CHOICE)}")
+    have = set(available_providers())
+    wanted = [p for p in _BY_CHOICE[choice] if p in have]
+    if choice in ("cuda", "tensorrt") and wanted[0] == "CPUExecutionProvider":
+        raise UserError(f"provider {choice!r} requested but this onnxruntime offers only {sorted(have)} "
+                        "(install onnxruntime-gpu on a machine with an NVIDIA GPU)")
+    providers: list = []
+    for name in wanted:
+        if name == "TensorrtExecutionProvider" and trt_cache_dir is not None:
+            providers.append((name, {"trt_engine_cache_enable": True,
+                                     "trt_engine_cache_path": str(trt_cache_dir),
+                                     "trt_timing_cache_enable": True}))
+        else:
+            providers.append(name)
+    return providers
+
+
+def create_session(
+    path: str | Path,
+    providers: ProviderChoice = "auto",
+    threads: int | None = None,
+    trt_cache_dir: str | Path | None = None,
+):
+    """An InferenceSession with full graph optimisation; `threads` caps intra-op threads."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingModelError(f"{path}: ONNX graph not found (run the matching `vigil360 export` first)")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=select_providers(providers, trt_cache_dir))
+    except Exception as error:  # onnxruntime raises its own untyped errors for bad files
+        if isinstance(error, UserError):
+            raise
+        raise UserError(f"{path}: onnxruntime could not load this graph: {error}") from None
