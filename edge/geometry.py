@@ -15,6 +15,7 @@ function that handles yaw differences, boxes or masks wraps around it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from vigil360.schema import AngleBox, Sector

@@ -166,7 +166,9 @@ class ViewSampler:
         out[np.ix_(rows, cols)] = hit
         return out
 
-    def box_to_angles(self, view: View, box_xyxy: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    def box_to_angles(
+        self, view: View, box_xyxy: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float]:
         """A box drawn in view pixels -> (yaw, pitch, width, height) in degrees, by its edges."""
         x0, y0, x1, y1 = box_xyxy
         n = 16

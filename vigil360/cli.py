@@ -39,25 +39,14 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: errors become one clear line and a non-zero exit, unless --debug."""
+    """Entry point: usage errors are click's; any other failure is one line and exit 1 (--debug: traceback)."""
     _register()
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=args, standalone_mode=False)
-    except SystemExit as exit_:
-        raise
-    except Exception as error:  # noqa: BLE001 - the one place that turns errors into a message
-        import click
-
-        if "--debug" in args:
+        app(args=args, prog_name="vigil360")
+    except Exception as error:  # the one place that turns a failure into a message for a person
+        if _DEBUG or "--debug" in args:
             raise
-        if isinstance(error, click.exceptions.Exit):
-            raise SystemExit(error.exit_code) from None
-        if isinstance(error, click.ClickException):
-            error.show()
-            raise SystemExit(error.exit_code) from None
-        if isinstance(error, click.exceptions.Abort):
-            raise SystemExit(130) from None
         print(f"vigil360: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -7,6 +7,7 @@ Load from a JSON file with `Settings.from_file`; every field has a description s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,8 +28,152 @@ class CameraConfig(Section):
     fps: float = Field(30.0, gt=0, description="nominal frame rate when the source does not say")
 
 
+class ReflexConfig(Section):
+    """The weight-free reflex tier (edge/reflex): motion proposals, tracking and physical risk.
+
+    Defaults are justified in place; the distances assume `camera.height_m` is right.
+    """
+
+    work_width: int = Field(
+        480, ge=64, le=1920,
+        description="internal equirectangular working width in pixels (height = width / 2); 480 keeps "
+                    "0.75 deg per pixel - a person at 8 m is still ~20 px tall - at a few ms per frame",
+    )
+    bg_history: int = Field(
+        150, ge=10, description="MOG2 history in frames (~5 s at 30 fps: a person standing still "
+                                "for longer fades into the background, as a parked car should)",
+    )
+    bg_var_threshold: float = Field(
+        24.0, gt=0, description="MOG2 squared Mahalanobis threshold; above OpenCV's 16 to ignore the "
+                                "half-pixel edge flicker that ego-rotation compensation leaves",
+    )
+    warmup_frames: int = Field(
+        5, ge=0, description="frames used only to learn the background before proposals are made",
+    )
+    min_area_deg2: float = Field(
+        6.0, gt=0, description="smallest moving region kept, in square degrees (a 30 cm ball at 4 m "
+                               "covers ~18 deg^2; leaves and noise blobs are smaller)",
+    )
+    merge_gap_deg: float = Field(
+        3.0, ge=0, description="regions closer than this (deg) are merged: one person often splits "
+                               "where clothing matches the background",
+    )
+    max_missed_frames: int = Field(
+        10, ge=0, description="frames a track coasts on its constant-velocity prediction before it is "
+                              "dropped (a third of a second at 30 fps covers short occlusions)",
+    )
+    min_hits: int = Field(3, ge=1, description="matched frames before a track is reported")
+    gate_deg: float = Field(
+        12.0, gt=0, description="largest jump (deg, beyond the box half-sizes) between a predicted "
+                                "track and a region for them to be associated",
+    )
+    history_s: float = Field(
+        0.8, gt=0, description="window for velocity / looming fits; long enough to average out "
+                               "one-pixel jitter, short enough to follow a change of course",
+    )
+    mask_history_frames: int = Field(60, ge=0, description="RLE masks kept per track (working resolution)")
+    personal_zone_m: float = Field(
+        1.5, gt=0, description="personal-space radius: an approach predicted to pass inside it is risky",
+    )
+    horizon_s: float = Field(
+        3.0, gt=0, description="look-ahead for predicted contact; 3 s gives a spoken alert (~1 s) and "
+                               "a reaction (~1 s) before the entity is within the personal zone",
+    )
+    min_closing_mps: float = Field(
+        0.6, ge=0, description="closing speeds below this (slow drift, distance noise) never count as "
+                               "an approach; a brisk walk is ~1.4 m/s",
+    )
+    rear_yaw_deg: float = Field(
+        110.0, ge=0, le=180, description="|yaw| beyond which an entity is behind the wearer",
+    )
+    front_half_width_deg: float = Field(
+        45.0, ge=0, le=180, description="|yaw| within which an entity is in front (crossing check)",
+    )
+    crossing_distance_m: float = Field(4.0, gt=0, description="crossings farther than this are ignored")
+    crossing_speed_mps: float = Field(
+        1.5, gt=0, description="lateral speed that makes a crossing 'fast' (faster than a stroll)",
+    )
+    flag_threshold: float = Field(
+        0.5, gt=0, le=1, description="risk at which a track is flagged (risk is 0.5 exactly where a "
+                                     "rule's own threshold is met)",
+    )
+    appearance_every: int = Field(
+        10, ge=1, description="re-measure appearance every N frames (colours change slowly; it costs "
+                              "~0.2 ms per track)",
+    )
+
+
+class SpeechConfig(Section):
+    """What is said, when, and how it is voiced (edge/announce.py, edge/speech.py).
+
+    Timing rules follow assistive practice (Soundscape-style callout queues): alerts are rare,
+    early and never stale; an entity is not repeated unless its situation gets worse.
+    """
+
+    enabled: bool = Field(True, description="speak alerts; when false they are only printed/emitted")
+    muted: bool = Field(False, description="temporarily silence speech (alerts are still recorded)")
+    backend: Literal["auto", "espeakng-loader", "espeak-ng"] = Field(
+        "auto", description="TTS engine: the bundled espeak-ng library (espeakng-loader) or Debian's "
+                            "espeak-ng program; auto tries them in that order and says which it uses",
+    )
+    output: Literal["auto", "wav", "device"] = Field(
+        "auto", description="where speech goes: WAV files, the audio device, or auto (the device when one "
+                            "exists, else WAV files)",
+    )
+    voice: str = Field("en", description="espeak-ng voice name")
+    rate_wpm: int = Field(185, ge=80, le=450, description="speaking rate, words per minute (screen-reader "
+                                                          "users often prefer faster than the 175 default)")
+    verbosity: Literal["minimal", "normal", "verbose"] = Field(
+        "normal", description="minimal: what + where; normal: who + what + whom + where; verbose: adds "
+                              "distance uncertainty and the reason",
+    )
+    directions: Literal["clock", "words"] = Field(
+        "clock", description="'5 o'clock' or 'behind you on the right'",
+    )
+    min_risk: float = Field(
+        0.5, ge=0, le=1, description="sensitivity: flagged entities below this risk are not announced",
+    )
+    cooldown_s: float = Field(
+        6.0, ge=0, description="an entity is not announced again within this time unless it escalates",
+    )
+    escalation: float = Field(
+        0.2, gt=0, le=1, description="risk increase that counts as escalation (re-announce within cooldown)",
+    )
+    urgent_risk: float = Field(
+        0.85, ge=0, le=1, description="risk at which an alert is urgent: it interrupts what is being said",
+    )
+    stale_after_s: float = Field(
+        1.5, gt=0, description="an alert not yet spoken this long after its frame is dropped: a warning "
+                               "about where someone was 2 s ago misleads more than it helps",
+    )
+    queue_size: int = Field(4, ge=1, description="pending alerts kept; the lowest-risk is dropped beyond it")
+
+
+class LoopConfig(Section):
+    """The on-device loop (edge/loop.py): rates of the side outputs and of the optional model stages."""
+
+    track_event_every: int = Field(5, ge=1, description="emit TrackEvents every N frames (6 Hz at 30 fps)")
+    stats_period_s: float = Field(1.0, gt=0, description="seconds between StatsEvents")
+    preview_max_hz: float = Field(5.0, gt=0, description="most preview images rendered per second")
+    mask_every: int = Field(
+        1, ge=1, description="record the masks of announced entities every N frames (1: every frame)",
+    )
+    live_buffer: int = Field(
+        1, ge=1, le=8, description="frames a live source keeps; newer frames replace older ones, which "
+                                   "are counted as dropped (latest-frame policy)",
+    )
+    grounder_period_s: float = Field(
+        2.0, gt=0, description="the VLM grounder also runs at this period without a reflex trigger",
+    )
+    caption_clip_frames: int = Field(4, ge=1, le=16, description="frames sent to the VLM captioner")
+    view_size: int = Field(448, ge=64, le=1024, description="side of the perspective views sent to models")
+
+
 class Settings(Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
+    reflex: ReflexConfig = Field(default_factory=ReflexConfig)
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Settings:

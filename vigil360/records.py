@@ -39,8 +39,10 @@ def _json_path(loc: Iterable[Any]) -> str:
     return path or "<root>"
 
 
-def describe_validation_error(error: ValidationError, where: str) -> str:
-    problems = [f"{_json_path(e['loc'])}: {e['msg']}" for e in error.errors()[:5]]
+def describe_validation_error(error: ValidationError, where: str, *, union_tagged: bool = False) -> str:
+    """One line per problem; `union_tagged` drops the discriminator tag pydantic puts first."""
+    skip = 1 if union_tagged else 0
+    problems = [f"{_json_path(e['loc'][skip:])}: {e['msg']}" for e in error.errors()[:5]]
     more = "" if error.error_count() <= 5 else f" (and {error.error_count() - 5} more)"
     return f"{where}: " + "; ".join(problems) + more
 
@@ -159,19 +161,26 @@ class _Folder:
             raise RecordError(describe_validation_error(error, where)) from None
 
 
-def _iter_jsonl(path: Path) -> Iterator[VideoRecord]:
+def _iter_jsonl(
+    path: Path, offset: int = 0, first_line: int = 1, single: bool = False
+) -> Iterator[VideoRecord]:
     current: _Folder | None = None
     done: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+    with open(path, "rb") as binary:
+        binary.seek(offset)
+        for number, raw_bytes in enumerate(binary, start=first_line):
+            raw = raw_bytes.decode("utf-8")
             where = f"{path}:{number}"
             if not raw.strip():
                 continue
             try:
                 line = _LINE.validate_json(raw)
             except ValidationError as error:
-                raise RecordError(describe_validation_error(error, where)) from None
+                tagged = all(len(e["loc"]) > 1 for e in error.errors())
+                raise RecordError(describe_validation_error(error, where, union_tagged=tagged)) from None
             if isinstance(line, VideoLine):
+                if current is not None and single:
+                    break
                 if current is not None:
                     yield current.build(f"{path} (video {current.header.video.video_id})")
                     done.add(current.header.video.video_id)
@@ -192,6 +201,17 @@ def _iter_jsonl(path: Path) -> Iterator[VideoRecord]:
                 current.add_mask(line, where)
     if current is not None:
         yield current.build(f"{path} (video {current.header.video.video_id})")
+
+
+def read_jsonl_video(path: str | Path, offset: int, first_line: int = 1) -> VideoRecord:
+    """The one video whose video line starts at byte `offset` of a .jsonl file.
+
+    Random access for scoring, which pairs predictions with ground truth video by video
+    without loading either file whole; `first_line` keeps line numbers in errors right.
+    """
+    for record in _iter_jsonl(Path(path), offset, first_line, single=True):
+        return record
+    raise RecordError(f"{path}:{first_line}: no video at byte offset {offset}")
 
 
 def read_video_json(path: str | Path) -> VideoRecord:

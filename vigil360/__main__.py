@@ -1,0 +1,3 @@
+from vigil360.cli import main
+
+main()
