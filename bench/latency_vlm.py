@@ -1,0 +1,168 @@
+"""`vigil360 bench latency vlm`: time to first token, tokens/s and vision-encoder ms, transformers vs ONNX Runtime.
+
+Run it at a realistic size: by default it builds a RANDOM-WEIGHTS model of the published
+SmolVLM-256M architecture (compute does not depend on weight values) and exports it. Both
+backends decode greedily the same fixed number of tokens (EOS ignored), on the same prompt and
+images, with the same thread count; figures are medians of `time_it`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import typer
+
+from vigil360.bench.latency import latency_app, peak_rss_mb, time_it
+
+
+def machine_name() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+
+
+def _ensure_model(model_dir: Path | None, architecture: str, work_dir: Path) -> Path:
+    from vigil360.models.vlm.random_init import write_random_vlm
+
+    if model_dir is not None:
+        return model_dir
+    folder = work_dir / f"{architecture}-random"
+    if not (folder / "config.json").is_file():
+        typer.echo(f"building a random-weights {architecture} in {folder}")
+        write_random_vlm(folder, architecture)
+    return folder
+
+
+def _ensure_export(onnx_dir: Path | None, model_dir: Path, work_dir: Path, threads: int, int8: bool = False) -> Path:
+    from vigil360.export.vlm import export_vlm
+
+    if onnx_dir is not None:
+        return onnx_dir
+    folder = work_dir / f"{model_dir.name}-onnx{'-int8' if int8 else ''}"
+    if not (folder / "manifest.json").is_file():
+        typer.echo(f"exporting {model_dir} to {folder} (with parity check)")
+        export_vlm(model_dir, folder, threads=threads, int8=int8)
+    return folder
+
+
+def measure(model_dir: Path, onnx_dirs: dict[str, Path], images: int, tokens: int, threads: int, warmup: int,
+            repeats: int) -> dict:
+    """Figures for transformers and for each named ONNX export folder (e.g. fp32 and int8)."""
+    import numpy as np
+    import torch
+
+    from vigil360.models.vlm.backends.common import DecodeClock
+    from vigil360.models.vlm.backends.onnx_backend import OnnxBackend
+    from vigil360.models.vlm.backends.transformers_backend import ClockStreamer, TransformersBackend
+    from vigil360.models.vlm.interfaces import VlmRequest
+    from vigil360.models.vlm.prompts import caption_request
+
+    torch.set_num_threads(threads)
+    reference = TransformersBackend(model_dir, threads=threads)
+    runtimes = {name: OnnxBackend(folder, providers="cpu", threads=threads) for name, folder in onnx_dirs.items()}
+    size = reference.model.config.vision_config.image_size
+    rng = np.random.default_rng(0)
+    shots = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
+    base = caption_request("A person snatches a phone from a pedestrian and runs towards the crossing.")
+    request = VlmRequest(images=shots, system=base.system, user=base.user, max_new_tokens=tokens)
+    torch_inputs = reference.prepare(request)
+
+    def torch_vision():
+        with torch.inference_mode():
+            reference.model.model.get_image_features(pixel_values=torch_inputs["pixel_values"])
+
+    def torch_run(clock):
+        reference.generate_ids(reference.prepare(request), tokens, streamer=ClockStreamer(clock), ignore_eos=True)
+
+    def onnx_pair(runtime):
+        pixels = runtime.prepare(request)["pixel_values"]
+
+        def run(clock):
+            for _ in runtime.decode_steps(runtime.prepare(request), tokens, clock, ignore_eos=True):
+                pass
+
+        return (lambda: runtime.encode_images(pixels)), run
+
+    backends = {"transformers": (torch_vision, torch_run)}
+    backends.update({name: onnx_pair(runtime) for name, runtime in runtimes.items()})
+    results = {}
+    for name, (vision, run) in backends.items():
+        vision_t = time_it(vision, warmup=warmup, repeats=repeats)
+        # Time to first token and steady-state ms/token come from the same runs (timestamps per
+        # token), so run-to-run noise cannot make one of them negative.
+        ttft, per_token = [], []
+        for index in range(warmup + repeats):
+            clock = DecodeClock()
+            run(clock)
+            if clock.tokens != tokens:
+                raise RuntimeError(f"{name}: decoded {clock.tokens} tokens, expected {tokens}")
+            if index >= warmup:
+                ttft.append((clock.first_token - clock.start) * 1000.0)
+                per_token.append(clock.per_token_s() * 1000.0)
+        per_token_ms = float(np.median(per_token))
+        results[name] = {"vision_ms": vision_t.median_ms, "ttft_ms": float(np.median(ttft)),
+                         "per_token_ms": per_token_ms, "tokens_per_s": 1000.0 / per_token_ms,
+                         "runs": {"ttft_ms": ttft, "per_token_ms": per_token}, "vision": vision_t.as_dict()}
+        if name in runtimes:
+            manifest = runtimes[name].manifest
+            results[name].update({"precision": manifest.precision, "export": str(onnx_dirs[name]),
+                                  "per_token_speedup_vs_transformers":
+                                  results["transformers"]["per_token_ms"] / per_token_ms})
+    first = next(iter(runtimes.values())).manifest
+    return {
+        "benchmark": "vlm latency", "machine": machine_name(), "threads": threads, "weights": first.weights,
+        "architecture": first.model, "images": images, "image_size": size,
+        "prompt_tokens": int(torch_inputs["input_ids"].shape[1]), "new_tokens": tokens, "warmup": warmup,
+        "repeats": repeats, "results": results, "peak_rss_mb": peak_rss_mb(), "versions": first.versions,
+    }
+
+
+def markdown(report: dict) -> str:
+    rows = [f"VLM latency - {report['architecture']} ({report['weights']}; RANDOM WEIGHTS: latency is real, output "
+            f"is not), {report['images']} image(s) of {report['image_size']} px, {report['prompt_tokens']} prompt "
+            f"tokens, {report['new_tokens']} new tokens, {report['threads']} threads, {report['machine']}",
+            "", "| backend | vision encoder ms | time to first token ms | ms / token | tokens/s | per-token speed-up |",
+            "|---|---|---|---|---|---|"]
+    for name, figures in report["results"].items():
+        speedup = figures.get("per_token_speedup_vs_transformers")
+        rows.append(f"| {name} | {figures['vision_ms']:.1f} | {figures['ttft_ms']:.1f} | {figures['per_token_ms']:.1f} "
+                    f"| {figures['tokens_per_s']:.1f} | {'1.00x' if speedup is None else f'{speedup:.2f}x'} |")
+    return "\n".join(rows)
+
+
+@latency_app.command("vlm")
+def latency_vlm(
+    model_dir: Path | None = typer.Option(None, help="transformers model folder (default: build a random-weights one)"),
+    onnx_dir: Path | None = typer.Option(None, help="`vigil360 export vlm` folder (default: export model_dir)"),
+    int8: bool = typer.Option(True, "--int8/--no-int8", help="also time an int8-decoder export"),
+    int8_dir: Path | None = typer.Option(None, help="`vigil360 export vlm --int8` folder (default: export one)"),
+    architecture: str = typer.Option("smolvlm-256m", help="random-weights architecture when no --model-dir"),
+    work_dir: Path = typer.Option(Path.home() / ".cache" / "vigil360" / "bench-vlm",
+                                  help="where built/exported models are kept (outside the repository: ~1.5 GB)"),
+    images: int = typer.Option(1, min=1, help="images in the prompt"),
+    tokens: int = typer.Option(32, min=2, help="new tokens per run (EOS ignored)"),
+    threads: int = typer.Option(2, min=1, help="CPU threads for both backends"),
+    warmup: int = typer.Option(1, min=0),
+    repeats: int = typer.Option(3, min=1),
+    out: Path | None = typer.Option(None, help="write the JSON report here (atomically)"),
+) -> None:
+    """Time-to-first-token, tokens/s and vision ms: transformers generate vs ONNX Runtime greedy decoding."""
+    from vigil360.records import atomic_write_text
+
+    model = _ensure_model(model_dir, architecture, work_dir)
+    exports = {"onnxruntime": _ensure_export(onnx_dir, model, work_dir, threads)}
+    if int8:
+        exports["onnxruntime int8"] = _ensure_export(int8_dir, model, work_dir, threads, int8=True)
+    report = measure(model, exports, images, tokens, threads, warmup, repeats)
+    if out is not None:
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    typer.echo(markdown(report))

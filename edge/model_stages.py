@@ -1,0 +1,293 @@
+"""Optional model stages (SAM2 tracker, VLM grounder and captioner) in worker threads.
+
+The reflex tier's alerts never wait for a model: each stage runs in its own thread on the
+newest job only (a job not yet started is replaced by a newer one and counted as skipped), and
+the loop collects finished results without blocking. Views for the models are cut from the
+frame in the worker, not on the loop thread. Models run at whatever rate the hardware allows;
+the rate is measured and reported.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from vigil360 import masks
+from vigil360.edge.geometry import mask_to_anglebox
+from vigil360.edge.profiling import RateMeter, StageTimer
+from vigil360.edge.views import View, ViewSampler, horizon_tiles
+from vigil360.schema import RLE, AngleBox, Caption, Role
+
+# Nice value of model threads. On a CPU-only wearable the models share cores with the hot path;
+# "never wait for a model" is not enough if a model can still slow every frame by contention, so
+# model threads (and the compute threads they start) yield the CPU to the reflex tier.
+MODEL_NICE = 10
+
+
+def _lower_priority() -> None:
+    # Linux applies nice per thread (the thread id is a process id for setpriority); elsewhere this
+    # is a no-op and only the scheduler's fairness applies.
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, MODEL_NICE))
+        except OSError:
+            pass
+
+
+class LatestWorker:
+    """One thread, one pending job (latest wins), finished results collected by `drain()`."""
+
+    def __init__(self, name: str, timer: StageTimer) -> None:
+        self.name = name
+        self._timer = timer
+        self._job: Callable[[], Any] | None = None
+        self._cond = threading.Condition()
+        self._results: deque[Any] = deque(maxlen=64)
+        self._stop = False
+        self.skipped = 0
+        self.errors: deque[str] = deque(maxlen=20)
+        self.rate = RateMeter(window_s=30.0)
+        self.busy = False
+        self._thread = threading.Thread(target=self._run, name=f"vigil360-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        with self._cond:
+            if self._job is not None:
+                self.skipped += 1
+            self._job = job
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return self._job is None and not self.busy
+
+    def _run(self) -> None:
+        _lower_priority()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._job is not None or self._stop)
+                if self._stop:
+                    return
+                job, self._job = self._job, None
+                self.busy = True
+            start = time.perf_counter()
+            try:
+                result = job()
+            except Exception as error:  # noqa: BLE001 - a model failure is reported, the loop goes on
+                self.errors.append(f"{type(error).__name__}: {error}")
+                result = None
+            finally:
+                self._timer.add(self.name, (time.perf_counter() - start) * 1000.0)
+                self.rate.tick()
+                with self._cond:
+                    self.busy = False
+                    self._cond.notify_all()
+            if result is not None:
+                self._results.append(result)
+
+    def drain(self) -> list[Any]:
+        out = []
+        while self._results:
+            out.append(self._results.popleft())
+        return out
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._job is None and not self.busy, timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5.0)
+
+
+# --- SAM2 -------------------------------------------------------------------------------
+
+
+class MaskTracker(Protocol):
+    """edge/tracking360.Tracker360: seeded by angle boxes, returns equirect masks per entity."""
+
+    def add(self, entity_id: str, frame: np.ndarray, angle_box: AngleBox) -> Any: ...
+
+    def remove(self, entity_id: str) -> None: ...
+
+    def step(self, frame: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class TrackedMasks:
+    frame_index: int
+    masks: dict[str, tuple[RLE, AngleBox | None]]
+
+
+class MaskTrackerStage:
+    """Seeds arrive with the frame they were seen in; none is lost when jobs are skipped."""
+
+    name = "sam2"
+
+    def __init__(self, tracker: MaskTracker, timer: StageTimer) -> None:
+        self.tracker = tracker
+        self.worker = LatestWorker(self.name, timer)
+        self._seeds: list[tuple[str, np.ndarray, AngleBox]] = []
+        self._retired: set[str] = set()
+        self.tracked: set[str] = set()  # entity ids seeded and not retired (loop thread's view)
+        self._lock = threading.Lock()
+
+    def submit(self, frame_index: int, image: np.ndarray, seeds: list[tuple[str, AngleBox]]) -> None:
+        """Track on this frame (latest wins); with nothing to track, SAM2 is not run at all."""
+        with self._lock:
+            self._seeds.extend((entity_id, image, box) for entity_id, box in seeds)
+        self.tracked.update(entity_id for entity_id, _ in seeds)
+        if self.tracked:
+            self.worker.submit(lambda: self._step(frame_index, image))
+
+    def retire(self, entity_id: str) -> None:
+        """Stop tracking an entity that is gone (SAM2's cost grows with every tracked object)."""
+        with self._lock:
+            self._retired.add(entity_id)
+        self.tracked.discard(entity_id)
+
+    def _step(self, frame_index: int, image: np.ndarray) -> TrackedMasks:
+        with self._lock:
+            seeds, self._seeds = self._seeds, []
+            retired, self._retired = self._retired, set()
+        for entity_id in retired:
+            self.tracker.remove(entity_id)
+        for entity_id, seed_image, box in seeds:
+            if entity_id not in retired:
+                self.tracker.add(entity_id, seed_image, box)
+        found = self.tracker.step(image)
+        # Encoding happens here, off the loop thread.
+        return TrackedMasks(frame_index, {eid: (masks.encode(m), mask_to_anglebox(m)) for eid, m in found.items()})
+
+
+# --- VLM --------------------------------------------------------------------------------
+
+
+@dataclass
+class GroundedBox:
+    box: AngleBox
+    role: Role
+    label: str
+    confidence: float | None
+
+
+@dataclass
+class Grounding:
+    frame_index: int
+    frame_time_s: float
+    entities: list[GroundedBox]
+    rejected: list[str]
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class GrounderStage:
+    """Runs the grounder on views of the frame (around a trigger, or the whole horizon)."""
+
+    name = "vlm_grounder"
+
+    def __init__(self, grounder: Any, timer: StageTimer, view_size: int) -> None:
+        self.grounder = grounder
+        self.view_size = view_size
+        self.worker = LatestWorker(self.name, timer)
+
+    def views_for(self, trigger: AngleBox | None) -> list[View]:
+        if trigger is None:
+            return horizon_tiles(4, 120.0, self.view_size)
+        return [View(trigger.yaw, float(np.clip(trigger.pitch, -30, 30)), 90.0, self.view_size, self.view_size)]
+
+    def submit(self, frame_index: int, time_s: float, image: np.ndarray, trigger: AngleBox | None,
+               context: str) -> None:
+        views = self.views_for(trigger)
+        self.worker.submit(lambda: self._ground(frame_index, time_s, image, views, context))
+
+    def _ground(self, frame_index: int, time_s: float, image: np.ndarray, views: list[View],
+                context: str) -> Grounding:
+        height, width = image.shape[:2]
+        sampler = ViewSampler(width, height)
+        crops = [_rgb(sampler.sample(image, view)) for view in views]
+        result = self.grounder.ground(crops, context)
+        found = []
+        for entity in result.entities:
+            if not 0 <= entity.view_index < len(views):
+                continue
+            yaw, pitch, box_w, box_h = sampler.box_to_angles(views[entity.view_index], entity.box_xyxy)
+            box = AngleBox(yaw=yaw, pitch=float(np.clip(pitch, -90, 90)), width=min(box_w, 360.0),
+                           height=min(box_h, 180.0))
+            found.append(GroundedBox(box, entity.role, entity.label, entity.confidence))
+        return Grounding(frame_index, time_s, found, list(result.rejected))
+
+
+@dataclass
+class Captioned:
+    entity_id: str
+    frame_index: int
+    frame_time_s: float
+    caption: Caption | None
+    reason: str | None
+
+
+class CaptionerStage:
+    """Describes one announced entity from a short clip of views centred on it, the entity
+    highlighted (outlined, the rest dimmed) where its mask is known, as MaskCaptioner does."""
+
+    name = "vlm_captioner"
+
+    def __init__(self, captioner: Any, timer: StageTimer, view_size: int, clip_size: int = 384,
+                 dim: float = 0.35) -> None:
+        self.captioner = captioner
+        self.view_size = view_size
+        self.clip_size = clip_size
+        self.dim = dim
+        self.worker = LatestWorker(self.name, timer)
+        self._queue: deque[Callable[[], Captioned]] = deque(maxlen=8)
+
+    def submit(self, entity_id: str, frame_index: int, time_s: float,
+               clip: list[tuple[np.ndarray, RLE | None]], box: AngleBox, context: str) -> None:
+        """`clip`: (BGR equirect frame, the entity's mask in it at any resolution, or None)."""
+        fov = float(np.clip(max(box.width, box.height) * 2.5, 40.0, 120.0))
+        view = View(box.yaw, float(np.clip(box.pitch, -30, 30)), fov, self.view_size, self.view_size)
+        # Several entities may wait their turn: the worker itself is latest-wins.
+        self._queue.append(lambda: self._describe(entity_id, frame_index, time_s, clip, view, context))
+        self.pump()
+
+    def pump(self) -> None:
+        if self._queue and self.worker.idle():
+            self.worker.submit(self._queue.popleft())
+
+    def _crops(self, clip: list[tuple[np.ndarray, RLE | None]], view: View) -> list[np.ndarray]:
+        height, width = clip[0][0].shape[:2]
+        sampler = ViewSampler(width, height)
+        images = [_rgb(sampler.sample(image, view)) for image, _ in clip]
+        view_masks = []
+        for _, rle in clip:
+            if rle is None:
+                view_masks.append(np.zeros((view.height, view.width), bool))
+                continue
+            mask = masks.decode(rle)
+            view_masks.append(ViewSampler(mask.shape[1], mask.shape[0]).sample(mask, view, cv2.INTER_NEAREST))
+        if not any(m.any() for m in view_masks):
+            return images
+        from vigil360.models.vlm.highlight import highlighted_clip
+
+        return highlighted_clip(images, view_masks, size=self.clip_size, dim=self.dim, max_frames=len(images))
+
+    def _describe(self, entity_id: str, frame_index: int, time_s: float,
+                  clip: list[tuple[np.ndarray, RLE | None]], view: View, context: str) -> Captioned:
+        result = self.captioner.describe(self._crops(clip, view), context)
+        return Captioned(entity_id, frame_index, time_s, result.caption if result.ok else None,
+                         None if result.ok else (result.reason or "caption rejected"))

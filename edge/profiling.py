@@ -1,0 +1,134 @@
+"""Stage timers, latency percentiles, frame rate and memory for the loop (and `--profile`).
+
+Windows are bounded (the last few thousand samples) so a ten-minute stream does not grow
+memory just by being measured.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from vigil360.edge.events import StageLatency
+
+
+def rss_mb() -> float:
+    """Resident memory now, in MiB (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, IndexError, ValueError):
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+class Samples:
+    """A bounded window of float samples with percentiles."""
+
+    def __init__(self, window: int = 4096) -> None:
+        self._values: deque[float] = deque(maxlen=window)
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        self._values.append(value)
+        self.count += 1
+
+    def percentile(self, q: float) -> float | None:
+        if not self._values:
+            return None
+        return float(np.percentile(np.fromiter(self._values, float), q))
+
+    def summary(self) -> StageLatency | None:
+        if not self._values:
+            return None
+        values = np.fromiter(self._values, float)
+        p50, p95 = np.percentile(values, [50, 95])
+        return StageLatency(p50_ms=round(float(p50), 3), p95_ms=round(float(p95), 3), count=self.count)
+
+
+class StageTimer:
+    """Per-stage wall-clock latency in milliseconds; safe to use from worker threads too."""
+
+    def __init__(self, window: int = 4096) -> None:
+        self._window = window
+        self._stages: dict[str, Samples] = {}
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, milliseconds: float) -> None:
+        with self._lock:
+            samples = self._stages.get(stage)
+            if samples is None:
+                samples = self._stages[stage] = Samples(self._window)
+            samples.add(milliseconds)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, (time.perf_counter() - start) * 1000.0)
+
+    def summary(self) -> dict[str, StageLatency]:
+        with self._lock:
+            items = list(self._stages.items())
+        return {name: s for name, samples in items if (s := samples.summary()) is not None}
+
+
+class RateMeter:
+    """Events per second over a sliding time window (the loop's FPS, a model stage's rate)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self._window_s = window_s
+        self._times: deque[float] = deque()
+        self.total = 0
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
+        self._times.append(now)
+        self.total += 1
+        while self._times and now - self._times[0] > self._window_s:
+            self._times.popleft()
+
+    def rate(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return 0.0 if span <= 0 else (len(self._times) - 1) / span
+
+
+class ProfileReport(BaseModel):
+    """What `--profile out.json` writes and `vigil360 bench loop` prints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    frames: int
+    dropped_frames: int
+    wall_s: float
+    fps: float = Field(description="frames processed per wall-clock second, end to end")
+    stages: dict[str, StageLatency] = Field(description="per-stage latency, ms")
+    frame_to_sentence_ms: StageLatency | None = Field(
+        None, description="from the frame being read to its alert sentence being ready (p50/p95)",
+    )
+    frame_to_speech_ms: StageLatency | None = Field(
+        None, description="from the frame being read to its audio being synthesised (off the hot path)",
+    )
+    model_rates_hz: dict[str, float] = Field(default_factory=dict, description="optional model stages' rate")
+    alerts: int = 0
+    spoken: int = 0
+    dropped_alerts: int = 0
+    rss_start_mb: float
+    rss_end_mb: float
+    peak_rss_mb: float

@@ -1,0 +1,209 @@
+"""Motion proposals on a downscaled equirectangular frame, seam-aware.
+
+Background subtraction (OpenCV MOG2) runs on a stabilised frame: the current frame is rolled
+back by the wearer's accumulated turn (see `ego.py`) so the background model stays aligned
+with the world while the wearer turns, and the foreground is rolled forward again. The model is
+seeded with the per-pixel median of the first second and then learns slowly, so people present
+from the start are foreground at once and someone who stops is not absorbed within seconds.
+Morphology pads the image with wrapped columns so that nothing is cut at the seam, and
+connected components touching both edges of the image are joined: one region, one entity, even
+when it straddles the seam directly behind the wearer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vigil360.config import ReflexConfig
+from vigil360.edge.geometry import Distance, mask_to_anglebox, pixel_to_angles, yaw_difference
+from vigil360.edge.reflex.ego import circular_shift
+from vigil360.schema import AngleBox
+
+_FIRST_RATE_FRAMES = 60
+
+
+@dataclass
+class Region:
+    """One independently moving region, in working-resolution equirectangular pixels."""
+
+    mask: np.ndarray  # bool, (H, W)
+    box: AngleBox
+    area_deg2: float
+    contact_pitch: float  # bottom edge of the lowest mask row: where the entity meets the ground
+    top_pitch: float
+    distance: Distance = Distance(float("inf"), float("inf"))  # filled by the tier (it knows the camera)
+
+
+def wrap_pad(image: np.ndarray, columns: int) -> np.ndarray:
+    """Pad left and right with the columns from the other side of the seam."""
+    if columns <= 0:
+        return image
+    return np.concatenate([image[:, -columns:], image, image[:, :columns]], axis=1)
+
+
+def wrapped_morphology(mask: np.ndarray, op: int, kernel: np.ndarray) -> np.ndarray:
+    pad = kernel.shape[1]
+    out = cv2.morphologyEx(wrap_pad(mask, pad), op, kernel)
+    return out[:, pad: pad + mask.shape[1]]
+
+
+def seam_components(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """8-connected components of a uint8 mask on a cylinder (x wraps). Returns (count, labels)
+    with labels 0 = background and 1..count-1 components, relabelled to be contiguous."""
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    if count <= 2:
+        return count, labels
+    left, right = labels[:, 0], labels[:, -1]
+    parent = list(range(count))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for shift in (-1, 0, 1):  # diagonal neighbours across the seam too
+        right_shifted = np.roll(right, shift)
+        if shift == -1:
+            right_shifted[-1] = 0
+        elif shift == 1:
+            right_shifted[0] = 0
+        touching = (left > 0) & (right_shifted > 0)
+        for a, b in set(zip(left[touching].tolist(), right_shifted[touching].tolist(), strict=True)):
+            root_a, root_b = find(a), find(b)
+            if root_a != root_b:
+                parent[max(root_a, root_b)] = min(root_a, root_b)
+    roots = np.array([find(i) for i in range(count)])
+    if np.array_equal(roots, np.arange(count)):
+        return count, labels
+    _, compact = np.unique(roots, return_inverse=True)
+    return int(compact.max()) + 1, compact[labels].astype(np.int32)
+
+
+class MotionProposer:
+    def __init__(self, width: int, height: int, config: ReflexConfig, camera_height_m: float) -> None:
+        self.width, self.height = width, height
+        self.config = config
+        self.camera_height_m = camera_height_m
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(
+            history=config.bg_history, varThreshold=config.bg_var_threshold, detectShadows=False
+        )
+        self.subtractor.setBackgroundRatio(config.bg_ratio)
+        self._buffer: list[np.ndarray] = []
+        self.frames_seen = 0
+        deg_per_px_x, deg_per_px_y = 360.0 / width, 180.0 / height
+        rows = np.arange(height)
+        _, pitch = pixel_to_angles(np.zeros(height), rows, width, height)
+        # Solid angle of one pixel shrinks with cos(pitch): area filters must not favour the poles.
+        row_area = deg_per_px_x * deg_per_px_y * np.cos(np.radians(pitch))
+        self.pixel_area_deg2 = np.repeat(row_area, width).astype(np.float64)
+        self.open_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        gap_px = max(1, int(round(config.merge_gap_deg / deg_per_px_x)))
+        self.merge_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap_px + 1, 2 * gap_px + 1))
+        self.last_foreground: np.ndarray | None = None
+
+    def propose(self, small_bgr: np.ndarray, ego_offset_px: float) -> list[Region]:
+        """Foreground regions of one working-resolution BGR frame; `ego_offset_px` is the
+        wearer's accumulated turn as a content shift (from `EgoRotation.update`)."""
+        # Sub-pixel stabilisation: an integer roll leaves half-pixel flicker on every sharp edge.
+        stabilised = circular_shift(small_bgr, -ego_offset_px) if ego_offset_px else small_bgr
+        # A light blur makes sharp edges indifferent to the sub-pixel resampling of a turn (which
+        # otherwise flickers as foreground along every high-contrast edge).
+        stabilised = cv2.GaussianBlur(wrap_pad(stabilised, 1), (3, 3), 0.8)[:, 1:-1]
+        self.frames_seen += 1
+        if self.frames_seen <= self.config.bootstrap_frames:
+            self._bootstrap(stabilised)
+            return []
+        # After the seed, learn at 1/60 (per-pixel variances settle within seconds; someone must
+        # stand still ~20 frames to be absorbed) easing to the steady 1/bg_history.
+        since_seed = self.frames_seen - self.config.bootstrap_frames
+        rate = 1.0 / min(self.config.bg_history, _FIRST_RATE_FRAMES + 2 * since_seed)
+        foreground = self.subtractor.apply(stabilised, learningRate=rate)
+        back = int(round(ego_offset_px))
+        if back:
+            foreground = np.roll(foreground, back, axis=1)
+        foreground = wrapped_morphology(foreground, cv2.MORPH_OPEN, self.open_kernel)
+        self.last_foreground = foreground
+        # Group on a closed (gap-bridging) mask, but keep the un-dilated pixels as the instance mask.
+        grouped = wrapped_morphology(foreground, cv2.MORPH_CLOSE, self.merge_kernel)
+        count, labels = seam_components(grouped)
+        if count <= 1:
+            return []
+        fg = foreground > 0
+        label_fg = np.where(fg, labels, 0)
+        areas = np.bincount(label_fg.ravel(), weights=self.pixel_area_deg2, minlength=count)
+        # Small pieces are kept until stacking: a torso and its legs may each be small alone.
+        pieces = [label_fg == label for label in range(1, count) if areas[label] > 0]
+        regions = []
+        for mask in stack_vertical(pieces, self.camera_height_m, self.config.max_entity_height_m):
+            area = float(self.pixel_area_deg2[mask.ravel()].sum())
+            if area < self.config.min_area_deg2:
+                continue
+            region = self._region(mask, area)
+            if region is not None:
+                regions.append(region)
+        return regions
+
+    def _bootstrap(self, stabilised: np.ndarray) -> None:
+        """Seed the model with the median of the first frames (every other one: half the cost,
+        the same median), then learn at the steady rate. OpenCV's own schedule learns very fast
+        at first, absorbing anyone present then; they leave ghosts when they move on."""
+        if self.frames_seen % 2 == 1 or self.frames_seen == self.config.bootstrap_frames:
+            self._buffer.append(stabilised.copy())
+        if self.frames_seen == self.config.bootstrap_frames:
+            background = np.median(np.stack(self._buffer), axis=0).astype(np.uint8)
+            self.subtractor.apply(background, learningRate=1.0)
+            self._buffer = []
+
+    def _region(self, mask: np.ndarray, area: float) -> Region | None:
+        box = mask_to_anglebox(mask)
+        if box is None:
+            return None
+        rows = np.flatnonzero(mask.any(axis=1))
+        # Pixel row r covers [r - 1/2, r + 1/2]: the contact is the bottom edge of the lowest row.
+        _, (top, bottom) = pixel_to_angles(0.0, np.array([rows[0] - 0.5, rows[-1] + 0.5]), self.width,
+                                           self.height)
+        return Region(mask, box, area, float(bottom), float(top))
+
+
+def _stacked(a: AngleBox, b: AngleBox, camera_height_m: float, max_height_m: float) -> bool:
+    """Whether two boxes are parts of one upright entity: mostly the same columns, and either a
+    vertical gap smaller than half the taller part, or the upper part within the extent an
+    entity of `max_height_m` standing on the lower part's ground contact would have (someone
+    walking straight at the camera barely changes inside their outline, so background
+    subtraction sees only their head and feet)."""
+    overlap = min(a.width, b.width, (a.width + b.width) / 2.0 - abs(float(yaw_difference(a.yaw, b.yaw))))
+    if overlap < 0.5 * min(a.width, b.width):
+        return False
+    gap = abs(a.pitch - b.pitch) - (a.height + b.height) / 2.0
+    if gap <= 0.5 * max(a.height, b.height):
+        return True
+    lower, upper = (a, b) if a.pitch < b.pitch else (b, a)
+    contact = lower.pitch - lower.height / 2.0
+    if contact >= -0.5:
+        return False
+    distance = camera_height_m / np.tan(np.radians(-contact))
+    top = np.degrees(np.arctan2(max_height_m - camera_height_m, distance))
+    return upper.pitch + upper.height / 2.0 <= top
+
+
+def stack_vertical(pieces: list[np.ndarray], camera_height_m: float, max_height_m: float) -> list[np.ndarray]:
+    """Merge masks whose boxes are stacked parts of one upright entity, until none are."""
+    items = [(mask, mask_to_anglebox(mask)) for mask in pieces]
+    merged = True
+    while merged and len(items) > 1:
+        merged = False
+        for i in range(len(items)):
+            for j in range(i + 1, len(items)):
+                if _stacked(items[i][1], items[j][1], camera_height_m, max_height_m):
+                    union = items[i][0] | items[j][0]
+                    items[i] = (union, mask_to_anglebox(union))
+                    del items[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [mask for mask, _ in items]

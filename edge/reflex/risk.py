@@ -1,0 +1,201 @@
+"""Risk from physics, per track: looming, closing speed, predicted closest approach, the rear
+personal zone, and fast crossings in front of the wearer.
+
+Each rule gives a score that is exactly 0.5 where its own threshold is met and rises to 1 as
+the situation gets worse, so one `flag_threshold` (0.5 by default) means "some rule's
+threshold is met" and the scores of different rules are comparable. The track's risk is the
+highest rule score, and its reason is that rule's plain-words name.
+
+Positions come from the ground-contact distance (see `geometry.ground_distance`) and the world
+bearing (camera yaw plus the wearer's own turn); velocities are Theil-Sen fits (medians of
+pairwise slopes) over `history_s`, which shrug off frames whose contact row jumped. A motion
+rule also needs the samples to agree with the fit (the range shrinking, the displacement along
+the velocity) for most pairs: pixel jitter on a standing or strolling person gives large fitted
+speeds now and then, but never that agreement. Looming (the rate of angular growth) needs no
+distance at all: tau = theta / (d theta / dt) is the time to contact for an entity closing at
+constant speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vigil360.config import ReflexConfig
+from vigil360.edge.reflex.tracker import Observation, linear_slope, pairwise_slopes
+
+# Distances whose one-sigma error exceeds this share of the distance are too vague to predict
+# a path from (contact near the horizon, or far away); looming takes over for those.
+_MAX_RELATIVE_SIGMA = 0.35
+# Looming only counts once the entity is growing by at least this share per second (noise floor).
+_MIN_GROWTH_PER_S = 0.08
+# Fewer observations than this in the fit window give no risk at all: a fit over a handful of
+# frames (0.4 s at 30 fps) turns one pixel of jitter into metres per second.
+MIN_OBSERVATIONS = 12
+# Samples that say where an entity is now (0.17 s at 30 fps): enough to outvote one bad contact row.
+_RECENT = 5
+# Looming alone (no usable distance: an airborne object) must be this consistent (R^2 of the
+# log-size fit) and this imminent before it counts; motion-mask edges make sizes jumpy.
+_LOOMING_R2 = 0.8
+_LOOMING_TAU_S = 2.0
+# Share of sample pairs whose range shrinks that an approach needs: a real approach shrinks the
+# range between nearly all pairs of frames; contact-row jitter gives about half.
+_APPROACH_AGREEMENT = 0.75
+# Closing faster than a run (m/s) needs looming to agree within this factor of tau = range / closing.
+_FAST_CLOSING_MPS = 3.0
+_LOOMING_SLACK = 2.0
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    risk: float
+    reason: str
+    tau_s: float | None  # looming time to contact
+    closing_mps: float | None
+    time_to_zone_s: float | None
+    closest_approach_m: float | None
+
+
+def looming_tau(heights_deg: np.ndarray, times: np.ndarray) -> tuple[float | None, float]:
+    """(time to contact from angular growth, R^2 of the log-size fit); tau is None unless the
+    entity is clearly growing."""
+    heights = np.asarray(heights_deg, dtype=np.float64)
+    if heights.size < 3 or np.any(heights <= 0):
+        return None, 0.0
+    logs = np.log(heights)
+    times = np.asarray(times, dtype=np.float64)
+    growth = linear_slope(logs, times)
+    residual = logs - logs.mean() - growth * (times - times.mean())
+    spread = float(np.sum((logs - logs.mean()) ** 2))
+    r2 = 0.0 if spread == 0 else 1.0 - float(np.sum(residual**2)) / spread
+    return (None if growth < _MIN_GROWTH_PER_S else 1.0 / growth), r2
+
+
+def _time_to_zone(position: np.ndarray, velocity: np.ndarray, radius: float) -> float | None:
+    """First time t >= 0 with |p + v t| <= radius (0 if already inside), None if never."""
+    if np.dot(position, position) <= radius**2:
+        return 0.0
+    a = float(np.dot(velocity, velocity))
+    b = 2.0 * float(np.dot(position, velocity))
+    c = float(np.dot(position, position)) - radius**2
+    disc = b * b - 4 * a * c
+    if a == 0 or disc < 0:
+        return None
+    t = (-b - np.sqrt(disc)) / (2 * a)
+    return float(t) if t >= 0 else None
+
+
+def _heading_agreement(slopes_x: np.ndarray, slopes_z: np.ndarray, velocity: np.ndarray) -> float:
+    """Share of sample pairs whose displacement (given as pairwise slopes) points along the fitted
+    velocity, pairs with no displacement left out. Near 1 for a real mover; about 0.5 for a
+    standing entity whose distance jitters by a pixel row, however fast that jitter looks."""
+    speed = float(np.linalg.norm(velocity))
+    if speed == 0:
+        return 0.0
+    along = (slopes_x * velocity[0] + slopes_z * velocity[1]) / speed
+    moving = along[along != 0]
+    return float(np.mean(moving > 0)) if moving.size else 0.0
+
+
+def _ramp_above(value: float, threshold: float, full: float) -> float:
+    """0.5 at threshold, 1 at `full` (beyond threshold in the direction of full), below 0.5 before."""
+    if full == threshold:
+        return 1.0 if value >= threshold else 0.0
+    share = (value - threshold) / (full - threshold)
+    return float(np.clip(0.5 + 0.5 * share, 0.0, 1.0))
+
+
+def _velocity_sigma(xs: np.ndarray, zs: np.ndarray, t: np.ndarray, velocity: np.ndarray) -> float:
+    """One-sigma error of a fitted ground velocity (m/s), from the measured scatter of the positions
+    about the fitted track: sigma_v = sigma_pos * sqrt(12 / n) / span for evenly spaced samples.
+    Contact-row jitter at 6-8 m, or a merge with a neighbour, shows up here as large scatter, so the
+    speeds it fakes are discounted by exactly the noise that made them."""
+    span = float(t[-1] - t[0])
+    if t.size < 3 or span <= 0:
+        return float("inf")
+    centred = t - t.mean()
+    residuals = np.hypot(xs - np.median(xs - velocity[0] * centred) - velocity[0] * centred,
+                         zs - np.median(zs - velocity[1] * centred) - velocity[1] * centred)
+    # 1.4826 * MAD of the residual lengths: robust to a few wild rows, like the Theil-Sen fit itself.
+    scatter = 1.4826 * float(np.median(residuals))
+    return scatter * float(np.sqrt(12.0 / t.size)) / span
+
+
+def assess(observations: list[Observation], config: ReflexConfig,
+           farthest_m: float | None = None) -> RiskAssessment:
+    """Risk of one track from its recent observations. `farthest_m` is the farthest the track was ever
+    seen (None: unknown); an entity "close behind you" must have been seen outside the personal zone,
+    since whatever was born inside it is a fragment of a near entity that already has a track."""
+    times = np.array([obs.time_s for obs in observations])
+    heights = np.array([obs.box.height for obs in observations])
+    tau, tau_r2 = looming_tau(heights, times)
+    last = observations[-1]
+    yaw_now = last.box.yaw
+
+    distances = [obs.distance for obs in observations]
+    usable = [d.metres < np.inf and d.sigma <= _MAX_RELATIVE_SIGMA * d.metres for d in distances]
+    scores: list[tuple[float, str]] = [(0.0, "")]
+    closing = time_to_zone = closest = None
+    if len(observations) < MIN_OBSERVATIONS:
+        return RiskAssessment(0.0, "", tau, None, None, None)
+
+    if sum(usable) >= MIN_OBSERVATIONS // 2 and usable[-1]:
+        t = times[usable]
+        # World bearings (the wearer's own turn removed): turning in place must not look like motion.
+        yaw_r = np.radians([obs.box.yaw + obs.heading_deg for obs, ok in zip(observations, usable, strict=True)
+                            if ok])
+        metres = np.array([d.metres for d, ok in zip(distances, usable, strict=True) if ok])
+        # Ground plane, wearer at the origin: x to the right, z ahead. Unwrap so the seam is harmless.
+        yaw_r = np.unwrap(yaw_r)
+        xs, zs = metres * np.sin(yaw_r), metres * np.cos(yaw_r)
+        # Theil-Sen velocity: the median of pairwise slopes, indifferent to a few wild samples.
+        slopes_x, slopes_z = pairwise_slopes(xs, t), pairwise_slopes(zs, t)
+        if slopes_x.size == 0:
+            return RiskAssessment(0.0, "", tau, None, None, None)
+        velocity = np.array([np.median(slopes_x), np.median(slopes_z)])
+        # Fitted position now: the median of the samples carried forward along the fitted velocity.
+        ahead = t[-1] - t
+        position = np.array([np.median(xs + velocity[0] * ahead), np.median(zs + velocity[1] * ahead)])
+        range_now = float(np.linalg.norm(position))
+        closing = -float(np.dot(position, velocity)) / max(range_now, 1e-6)
+        # Speeds the motion rules trust: the fit less `speed_sigmas` of its own error.
+        margin = config.speed_sigmas * _velocity_sigma(xs, zs, t, velocity)
+        speed2 = float(np.dot(velocity, velocity))
+        t_closest = -float(np.dot(position, velocity)) / speed2 if speed2 > 0 else 0.0
+        closest = float(np.linalg.norm(position + velocity * max(t_closest, 0.0)))
+        time_to_zone = _time_to_zone(position, velocity, config.personal_zone_m)
+        # Pairs on the same contact row (equal range) say nothing about the direction of travel.
+        range_slopes = pairwise_slopes(metres, t)
+        moving = range_slopes[range_slopes != 0]
+        agreement = float(np.mean(moving < 0)) if moving.size else 0.0
+        steady = _heading_agreement(slopes_x, slopes_z, velocity) >= _APPROACH_AGREEMENT
+        # A fast closing speed must show as looming (growth ~ closing / range): far away, one pixel
+        # row of contact is metres, and two entities briefly merged can fake 10+ m/s.
+        if closing > _FAST_CLOSING_MPS:
+            steady = steady and tau is not None and tau <= _LOOMING_SLACK * range_now / closing
+
+        if (closing - margin >= config.min_closing_mps and time_to_zone is not None and agreement >= _APPROACH_AGREEMENT
+                and steady):
+            # 0.5 when contact with the personal zone is `horizon_s` away, 1 when it is now.
+            scores.append((_ramp_above(-time_to_zone, -config.horizon_s, 0.0), "approaching fast"))
+        came_in = farthest_m is None or farthest_m > config.personal_zone_m
+        if abs(yaw_now) >= config.rear_yaw_deg and came_in:
+            # Where it is now, from the last few frames only: the fitted position leans on the whole
+            # window, which still remembers someone who has just stepped away.
+            recent = float(np.median(metres[-_RECENT:]))
+            scores.append((_ramp_above(-recent, -config.personal_zone_m, 0.0), "close behind you"))
+        speed = float(np.sqrt(speed2))
+        in_front = abs(yaw_now) <= config.front_half_width_deg and range_now <= config.crossing_distance_m
+        passes_close = 0.0 <= t_closest <= config.horizon_s and closest <= config.close_pass_m
+        if (in_front or passes_close) and steady:
+            # Speed over ground, not just its lateral part: a car passing 2 m away at 8 m/s is
+            # dangerous whether it is still closing or already level with the wearer.
+            scores.append((_ramp_above(speed - margin, config.crossing_speed_mps, 2 * config.crossing_speed_mps),
+                           "crossing in front" if in_front else "passing close at speed"))
+    elif tau is not None and tau_r2 >= _LOOMING_R2 and tau <= _LOOMING_TAU_S:
+        # No usable distance (airborne, or contact at the horizon): only a clean, fast looming counts.
+        scores.append((_ramp_above(-tau, -_LOOMING_TAU_S, 0.0), "approaching fast"))
+
+    risk, reason = max(scores, key=lambda item: item[0])
+    return RiskAssessment(float(risk), reason, tau, closing, time_to_zone, closest)

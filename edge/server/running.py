@@ -1,0 +1,96 @@
+"""Run the app with uvicorn: in the foreground (`vigil360 serve`) or on a thread (tests, load bench)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI
+
+from vigil360.errors import UserError
+
+# Clients send nothing big: a small frame cap keeps a misbehaving client from costing memory.
+_WS_MAX_MESSAGE_BYTES = 64 * 1024
+# Linux grows a socket's send buffer to megabytes for a peer that stopped reading; thousands of
+# stale events would sit there before the hub saw any pressure. A fixed buffer (inherited by
+# accepted connections) keeps what a stalled client can hold small, so it is noticed in time.
+SEND_BUFFER_BYTES = 64 * 1024
+# The same reasoning one level up: asyncio buffers 64 KiB per connection before it pushes back.
+WS_WRITE_BUFFER_BYTES = 16 * 1024
+
+
+def _bounded_ws_protocol(write_buffer_bytes: int) -> type:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            # Past this, uvicorn's send waits: the pressure reaches the hub's per-client queue.
+            transport.set_write_buffer_limits(high=write_buffer_bytes)
+
+    return BoundedWebSocketProtocol
+
+
+def listening_socket(host: str, port: int, send_buffer_bytes: int = SEND_BUFFER_BYTES) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
+    sock.bind((host.strip("[]"), port))
+    return sock
+
+
+def _config(app: FastAPI, host: str, port: int, write_buffer_bytes: int = WS_WRITE_BUFFER_BYTES) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          ws=_bounded_ws_protocol(write_buffer_bytes),
+                          ws_max_size=_WS_MAX_MESSAGE_BYTES, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+                          timeout_graceful_shutdown=3, lifespan="on")
+
+
+def serve_forever(app: FastAPI, host: str, port: int) -> None:
+    try:
+        sock = listening_socket(host, port)
+    except OSError as error:
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    uvicorn.Server(_config(app, host, port)).run(sockets=[sock])
+
+
+class BackgroundServer:
+    """uvicorn on a daemon thread, on a port the OS picks (loopback unless told otherwise).
+
+    `with BackgroundServer(app) as server: httpx.get(server.url + "/healthz")`
+    """
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", start_timeout_s: float = 20.0,
+                 send_buffer_bytes: int = SEND_BUFFER_BYTES,
+                 write_buffer_bytes: int = WS_WRITE_BUFFER_BYTES) -> None:
+        self._socket = listening_socket(host, 0, send_buffer_bytes)
+        self.host, self.port = host, self._socket.getsockname()[1]
+        self._server = uvicorn.Server(_config(app, host, self.port, write_buffer_bytes))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="vigil360-server", daemon=True)
+        self._start_timeout_s = start_timeout_s
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[4:]
+
+    def __enter__(self) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + self._start_timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self._socket.close()

@@ -1,0 +1,262 @@
+"""Offline speech: espeak-ng synthesis in a worker thread, to WAV files or the audio device.
+
+Synthesis never runs on the loop thread. The worker takes the most important fresh utterance
+from the `SpeechQueue` (edge/announce.py), synthesises it and writes or plays it; an urgent
+alert interrupts playback in progress.
+
+Backends: the espeak-ng library bundled by `espeakng-loader`, driven through ctypes (~6 ms a
+sentence), or Debian's `espeak-ng` program. If neither works the error says so: speech is
+never silently missing while the wearer believes it is on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+import wave
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vigil360.config import SpeechConfig
+from vigil360.edge.announce import SpeechQueue, Utterance
+from vigil360.edge.profiling import Samples
+from vigil360.errors import UserError
+
+# espeak-ng's public C API (speak_lib.h).
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_ESPEAK_CHARS_UTF8 = 1
+_ESPEAK_RATE = 1
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+class Synthesizer:
+    """Text -> mono int16 samples at `sample_rate`."""
+
+    name = "synthesizer"
+    sample_rate = 22050
+
+    def synthesize(self, text: str) -> np.ndarray:
+        raise TypeError(f"{type(self).__name__} cannot synthesise")
+
+
+class EspeakLibrary(Synthesizer):
+    """libespeak-ng from espeakng-loader, synchronous mode: samples arrive through a callback."""
+
+    name = "espeak-ng (espeakng-loader)"
+    _lock = threading.Lock()  # the library keeps global state: one synthesis at a time per process
+    _initialised: tuple[ctypes.CDLL, int] | None = None
+
+    def __init__(self, voice: str = "en", rate_wpm: int = 175) -> None:
+        self._lib, self.sample_rate = self._load()
+        self._chunks: list[np.ndarray] = []
+        self._callback = _SYNTH_CALLBACK(self._collect)  # kept referenced: ctypes must not free it
+        with self._lock:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise UserError(f"espeak-ng has no voice {voice!r}")
+            self._lib.espeak_SetParameter(_ESPEAK_RATE, int(rate_wpm), 0)
+
+    @classmethod
+    def _load(cls) -> tuple[ctypes.CDLL, int]:
+        with cls._lock:
+            if cls._initialised is None:
+                try:
+                    import espeakng_loader
+                except ImportError as error:
+                    raise UserError("espeakng-loader is not installed (pip install espeakng-loader)") from error
+                lib = ctypes.CDLL(espeakng_loader.get_library_path())
+                lib.espeak_Initialize.restype = ctypes.c_int
+                lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+                lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
+                lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+                lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+                # espeak wants the folder that *contains* espeak-ng-data.
+                data_parent = str(Path(espeakng_loader.get_data_path()).parent)
+                rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0)
+                if rate <= 0:
+                    raise UserError(f"espeak-ng failed to initialise with data in {data_parent}")
+                cls._initialised = (lib, rate)
+            return cls._initialised
+
+    def _collect(self, samples, count, _events) -> int:
+        if count > 0 and samples:
+            self._chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
+        return 0
+
+    def synthesize(self, text: str) -> np.ndarray:
+        data = text.encode("utf-8") + b"\0"
+        with self._lock:
+            self._chunks = []
+            self._lib.espeak_SetSynthCallback(self._callback)
+            status = self._lib.espeak_Synth(data, len(data), 0, 0, 0, _ESPEAK_CHARS_UTF8, None, None)
+            chunks, self._chunks = self._chunks, []
+        if status != 0:
+            raise RuntimeError(f"espeak_Synth failed with status {status}")
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+class EspeakProgram(Synthesizer):
+    """Debian's `espeak-ng` command writing a WAV to stdout."""
+
+    name = "espeak-ng (program)"
+
+    def __init__(self, voice: str = "en", rate_wpm: int = 175) -> None:
+        self.program = shutil.which("espeak-ng")
+        if self.program is None:
+            raise UserError("the espeak-ng program is not installed (apt-get install espeak-ng)")
+        self.voice, self.rate_wpm = voice, rate_wpm
+        self.sample_rate = read_wav(io.BytesIO(self._run("test")))[1]
+
+    def _run(self, text: str) -> bytes:
+        done = subprocess.run([self.program, "-v", self.voice, "-s", str(self.rate_wpm), "--stdout", text],
+                              capture_output=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"espeak-ng exited {done.returncode}: {done.stderr.decode(errors='replace')}")
+        return done.stdout
+
+    def synthesize(self, text: str) -> np.ndarray:
+        return read_wav(io.BytesIO(self._run(text)))[0]
+
+
+def build_synthesizer(config: SpeechConfig, announce: Callable[[str], None] = print) -> Synthesizer:
+    """The configured backend; with 'auto', the bundled library, else the program (said aloud)."""
+    if config.backend == "espeakng-loader":
+        return EspeakLibrary(config.voice, config.rate_wpm)
+    if config.backend == "espeak-ng":
+        return EspeakProgram(config.voice, config.rate_wpm)
+    try:
+        return EspeakLibrary(config.voice, config.rate_wpm)
+    except (UserError, OSError) as first:
+        try:
+            synth = EspeakProgram(config.voice, config.rate_wpm)
+        except UserError as second:
+            raise UserError(f"no speech backend: {first}; {second}. Use --no-speech to print only") from None
+        announce(f"speech: espeakng-loader unavailable ({first}); using the espeak-ng program instead")
+        return synth
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with wave.open(str(tmp), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+    os.replace(tmp, path)
+
+
+def read_wav(source: str | Path | io.BytesIO) -> tuple[np.ndarray, int]:
+    with wave.open(source if isinstance(source, io.BytesIO) else str(source), "rb") as handle:
+        frames = handle.readframes(handle.getnframes())
+        return np.frombuffer(frames, dtype=np.int16), handle.getframerate()
+
+
+def audio_device_available() -> bool:
+    """An ALSA device and a player for it (aplay); a headless machine has neither."""
+    return Path("/dev/snd").is_dir() and shutil.which("aplay") is not None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:24] or "alert"
+
+
+class Speaker:
+    """The speech worker: SpeechQueue -> synthesis -> WAV file or audio device, off the hot path."""
+
+    def __init__(self, config: SpeechConfig, queue: SpeechQueue, *, wav_dir: str | Path | None = None,
+                 synthesizer: Synthesizer | None = None, announce: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.queue = queue
+        self.synth = synthesizer or build_synthesizer(config, announce)
+        output = config.output
+        if output == "auto":
+            output = "device" if audio_device_available() else "wav"
+        if output == "device" and not audio_device_available():
+            raise UserError("speech output 'device' requested but no audio device (/dev/snd + aplay) exists; "
+                            "use output 'wav'")
+        if output == "wav" and wav_dir is None:
+            raise UserError("speech to WAV files needs a folder to write them to")
+        self.output = output
+        self.wav_dir = None if wav_dir is None else Path(wav_dir)
+        # The most recent utterances spoken (utterance, WAV file or None); bounded for long streams.
+        self.spoken: deque[tuple[Utterance, Path | None]] = deque(maxlen=256)
+        self.spoken_count = 0
+        self.latency = Samples()  # frame read -> audio ready (synthesised), ms
+        self.errors: deque[str] = deque(maxlen=20)
+        self._stop = threading.Event()
+        self._player: subprocess.Popen | None = None
+        self._thread = threading.Thread(target=self._run, name="vigil360-speech", daemon=True)
+
+    def describe(self) -> str:
+        where = f"WAV files in {self.wav_dir}" if self.output == "wav" else "the audio device"
+        return f"{self.synth.name} -> {where}"
+
+    def start(self) -> Speaker:
+        """Start the worker (once; later calls do nothing)."""
+        if self._thread.ident is None:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set() or self.queue.pending():
+            utterance = self.queue.get(timeout=0.1)
+            if utterance is None:
+                continue
+            try:
+                self._speak(utterance)
+            except (RuntimeError, OSError) as error:
+                self.errors.append(f"{utterance.text!r}: {error}")
+
+    def _speak(self, utterance: Utterance) -> None:
+        samples = self.synth.synthesize(utterance.text)
+        path = None
+        if self.output == "wav":
+            assert self.wav_dir is not None
+            path = self.wav_dir / f"{self.spoken_count + 1:04d}_{utterance.entity_id}_{_slug(utterance.text)}.wav"
+            write_wav(path, samples, self.synth.sample_rate)
+        self._done(utterance, path)
+        if self.output == "device":
+            self._play(samples)
+
+    def _done(self, utterance: Utterance, path: Path | None) -> None:
+        self.latency.add((time.perf_counter() - utterance.frame_read_at) * 1000.0)
+        self.spoken.append((utterance, path))
+        self.spoken_count += 1
+
+    def _play(self, samples: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(self.synth.sample_rate)
+            out.writeframes(samples.astype(np.int16).tobytes())
+        self.queue.interrupt.clear()
+        self._player = subprocess.Popen(["aplay", "-q", "-"], stdin=subprocess.PIPE)
+        assert self._player.stdin is not None
+        self._player.stdin.write(buffer.getvalue())
+        self._player.stdin.close()
+        while self._player.poll() is None:
+            if self.queue.interrupt.wait(0.02):
+                self._player.terminate()
+                break
+        self._player.wait()
+
+    def close(self, drain_s: float = 5.0) -> None:
+        """Finish what is queued (up to `drain_s`), then stop the worker."""
+        deadline = time.perf_counter() + drain_s
+        while self.queue.pending() and time.perf_counter() < deadline and self._thread.is_alive():
+            time.sleep(0.01)
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=drain_s)

@@ -1,0 +1,125 @@
+"""ONNX Runtime backend: greedy decoding in a loop over the graphs `vigil360 export vlm` writes.
+
+The host does what Idefics3's forward does around the graphs: tokenise with the exported
+processor, look tokens up in the embedding table, put the vision graph's features at the
+`<image>` positions, then call the decoder once for the prompt and once per new token with the
+key/value cache it returned. Prefill feeds a one-slot past that the attention mask hides, so one
+decoder graph serves both phases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from vigil360.errors import UserError
+from vigil360.models.runtime import ProviderChoice, create_session
+from vigil360.models.vlm.backends.common import DecodeClock, square_image
+from vigil360.models.vlm.interfaces import Generation, VlmRequest, check_images
+from vigil360.models.vlm.prompts import chat_messages
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, export_dir: str | Path, providers: ProviderChoice = "auto", threads: int | None = None,
+                 verify: bool = True, trt_cache_dir: str | Path | None = None):
+        from transformers import AutoProcessor
+
+        from vigil360.models.manifest import load_manifest
+
+        folder = Path(export_dir)
+        self.manifest = load_manifest(folder, kind="vlm", verify=verify)
+        if self.manifest.notes.get("parity", "").startswith("failed"):
+            raise UserError(f"{folder}: this export failed its parity check ({self.manifest.notes['parity']}); "
+                            "re-export before using it")
+        self.config = self.manifest.config
+        missing = {"image_size", "image_token_id", "eos_token_ids", "kv_heads", "head_dim"} - set(self.config)
+        if missing:
+            raise UserError(f"{folder}: manifest config lacks {sorted(missing)} (re-run `vigil360 export vlm`)")
+        self.vision = create_session(folder / self.manifest.file("vision").path, providers, threads, trt_cache_dir)
+        self.decoder = create_session(folder / self.manifest.file("decoder").path, providers, threads, trt_cache_dir)
+        self.embed = np.load(folder / self.manifest.file("embed_tokens").path, mmap_mode="r")
+        self.processor = AutoProcessor.from_pretrained(folder)
+        self.tokenizer = self.processor.tokenizer
+        self.float_type = np.float16 if self.manifest.precision == "fp16" else np.float32
+        self.eos = set(self.config["eos_token_ids"])
+        self._past_names = [n.name for n in self.decoder.get_inputs() if n.name.startswith("past.")]
+        self._present_names = [n.name for n in self.decoder.get_outputs() if n.name.startswith("present.")]
+
+    def prepare(self, request: VlmRequest) -> dict[str, np.ndarray]:
+        check_images(request.images, "images")
+        size = self.config["image_size"]
+        images = [square_image(image, size) for image in request.images]
+        messages = chat_messages(request, [{"type": "image"} for _ in images])
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = self.processor(text=text, images=[images], return_tensors="np")
+        return {"input_ids": inputs["input_ids"].astype(np.int64),
+                "pixel_values": inputs["pixel_values"][0].astype(self.float_type)}
+
+    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
+        return self.vision.run(None, {"pixel_values": pixel_values})[0]
+
+    def prompt_embeddings(self, input_ids: np.ndarray, features: np.ndarray) -> np.ndarray:
+        embeds = np.asarray(self.embed[input_ids[0]], dtype=self.float_type)
+        slots = np.flatnonzero(input_ids[0] == self.config["image_token_id"])
+        flat = features.reshape(-1, features.shape[-1])
+        if slots.size != flat.shape[0]:
+            raise UserError(f"prompt has {slots.size} image tokens but the vision graph gave {flat.shape[0]} "
+                            "features (processor and export disagree on image_seq_len)")
+        embeds[slots] = flat
+        return embeds[None]
+
+    def decode_steps(self, inputs: dict[str, np.ndarray], max_new_tokens: int,
+                     clock: DecodeClock | None = None, ignore_eos: bool = False) -> Iterator[int]:
+        """Greedy token ids, one at a time, ending at EOS (yielded) or the token budget.
+
+        `ignore_eos` decodes the full budget (benchmarks: a fixed token count per run).
+        """
+        features = self.encode_images(inputs["pixel_values"])
+        if clock is not None:
+            clock.vision()
+        embeds = self.prompt_embeddings(inputs["input_ids"], features)
+        seq = embeds.shape[1]
+        past = {name: np.zeros((1, self.config["kv_heads"], 1, self.config["head_dim"]), self.float_type)
+                for name in self._past_names}
+        mask = np.concatenate([np.zeros((1, 1), np.int64), np.ones((1, seq), np.int64)], axis=1)
+        positions = np.arange(seq, dtype=np.int64)[None]
+        for _ in range(max_new_tokens):
+            outputs = self.decoder.run(None, {"inputs_embeds": embeds, "attention_mask": mask,
+                                              "position_ids": positions, **past})
+            token = int(np.argmax(outputs[0][0]))
+            if clock is not None:
+                clock.token()
+            yield token
+            if token in self.eos and not ignore_eos:
+                return
+            past = dict(zip(self._past_names, outputs[1:], strict=True))
+            embeds = np.asarray(self.embed[[token]], dtype=self.float_type)[None]
+            next_position = int(positions[0, -1]) + 1
+            positions = np.array([[next_position]], dtype=np.int64)
+            mask = np.concatenate([mask, np.ones((1, 1), np.int64)], axis=1)
+
+    def decode_ids(self, inputs: dict[str, np.ndarray], max_new_tokens: int, ignore_eos: bool = False) -> list[int]:
+        return list(self.decode_steps(inputs, max_new_tokens, ignore_eos=ignore_eos))
+
+    def stream(self, request: VlmRequest) -> Iterator[str]:
+        ids: list[int] = []
+        shown = ""
+        for token in self.decode_steps(self.prepare(request), request.max_new_tokens):
+            ids.append(token)
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            # Hold back an incomplete UTF-8 sequence until the next token completes it.
+            if not text.endswith("\ufffd"):
+                yield text[len(shown):]
+                shown = text
+
+    def generate(self, request: VlmRequest) -> Generation:
+        clock = DecodeClock()
+        ids = list(self.decode_steps(self.prepare(request), request.max_new_tokens, clock))
+        stop = "eos" if ids and ids[-1] in self.eos else "budget"
+        return Generation(text=self.tokenizer.decode(ids, skip_special_tokens=True), new_tokens=len(ids), stop=stop,
+                          **clock.seconds())
+

@@ -1,0 +1,61 @@
+import numpy as np
+from reflex_frames import HEIGHT, WIDTH, paint_block, textured_background
+
+from vigil360.config import ReflexConfig
+from vigil360.edge.reflex.motion import MotionProposer, seam_components, stack_vertical, wrap_pad
+
+
+def test_wrap_pad_takes_columns_from_the_other_side() -> None:
+    image = np.arange(12).reshape(2, 6)
+    padded = wrap_pad(image, 2)
+    assert padded[0].tolist() == [4, 5, 0, 1, 2, 3, 4, 5, 0, 1]
+
+
+def test_components_touching_both_edges_are_one() -> None:
+    mask = np.zeros((20, 40), dtype=np.uint8)
+    mask[5:10, 0:3] = 1
+    mask[6:12, 37:40] = 1
+    mask[15:18, 18:22] = 1  # a separate blob
+    count, labels = seam_components(mask)
+    assert count == 3  # background + two components
+    assert labels[5, 0] == labels[6, 39] != labels[16, 20]
+
+
+def test_diagonal_contact_across_the_seam_joins() -> None:
+    mask = np.zeros((10, 20), dtype=np.uint8)
+    mask[4, 0] = 1
+    mask[5, 19] = 1
+    count, labels = seam_components(mask)
+    assert count == 2 and labels[4, 0] == labels[5, 19]
+
+
+def test_head_and_feet_of_one_person_are_stacked() -> None:
+    head = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    feet = np.zeros_like(head)
+    other = np.zeros_like(head)
+    # Someone ~3 m away: feet at pitch ~-22 deg (row ~150), head ~+10 deg (row ~106); torso missing.
+    head[104:110, 200:206] = True
+    feet[140:150, 199:207] = True
+    other[140:150, 300:306] = True
+    merged = stack_vertical([head, feet, other], camera_height_m=1.2, max_height_m=2.2)
+    assert len(merged) == 2
+    assert any(m[106, 202] and m[145, 202] for m in merged)
+
+
+def test_a_block_moving_across_the_seam_is_one_region() -> None:
+    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_frames=3), camera_height_m=1.2)
+    background = textured_background(3)
+    for _ in range(10):  # the empty scene first, so the block leaves no ghost where it starts
+        proposer.propose(background, 0.0)
+    regions = []
+    for frame in range(16):
+        image = background.copy()
+        paint_block(image, x_centre=WIDTH - 10 + frame, y_top=100, y_bottom=150, half_width=6,
+                    colour=(20, 20, 230))
+        regions = proposer.propose(image, 0.0)
+    # The block now straddles the seam (columns 479 and 0..11): still one region, a narrow box
+    # centred just past directly-behind, not a 360-degree-wide one.
+    assert len(regions) == 1
+    assert regions[0].mask[120, WIDTH - 1] and regions[0].mask[120, 5]
+    assert regions[0].box.width < 20
+    assert abs(regions[0].box.yaw) > 170

@@ -1,0 +1,97 @@
+"""Risk rules on hand-made observation histories (exact physics, no pixels)."""
+
+import numpy as np
+import pytest
+
+from vigil360.config import ReflexConfig
+from vigil360.edge.geometry import Distance
+from vigil360.edge.reflex.risk import assess, looming_tau
+from vigil360.edge.reflex.tracker import Observation
+from vigil360.schema import AngleBox
+
+FPS = 30.0
+CAMERA_M = 1.2
+
+
+def history(xs: np.ndarray, zs: np.ndarray, heading: np.ndarray | None = None) -> list[Observation]:
+    """Observations of an upright 1.75 m entity at ground positions (x right, z ahead) of the
+    wearer's initial heading; `heading` is the wearer's turn (deg) at each sample."""
+    heading = np.zeros_like(xs) if heading is None else heading
+    out = []
+    for i, (x, z, turn) in enumerate(zip(xs, zs, heading, strict=True)):
+        distance = float(np.hypot(x, z))
+        world_yaw = float(np.degrees(np.arctan2(x, z)))
+        yaw = (world_yaw - turn + 180.0) % 360.0 - 180.0
+        contact = float(np.degrees(np.arctan2(-CAMERA_M, distance)))
+        top = float(np.degrees(np.arctan2(1.75 - CAMERA_M, distance)))
+        box = AngleBox(yaw=yaw, pitch=(top + contact) / 2, width=10.0, height=top - contact)
+        out.append(Observation(i / FPS, box, contact, top, Distance(distance, 0.05 * distance), float(turn)))
+    return out
+
+
+def line(start: tuple[float, float], velocity: tuple[float, float], seconds: float = 1.0):
+    t = np.arange(int(seconds * FPS)) / FPS
+    return start[0] + velocity[0] * t, start[1] + velocity[1] * t
+
+
+def test_walking_up_from_behind_is_approaching_fast() -> None:
+    # 5.5 m behind, closing at 1.4 m/s: the personal zone is ~2.9 s away at the end of the window.
+    xs, zs = line((0.3, -5.5), (0.0, 1.4))
+    risk = assess(history(xs, zs), ReflexConfig())
+    assert risk.reason == "approaching fast"
+    assert risk.risk >= 0.5
+    assert risk.closing_mps == pytest.approx(1.4, abs=0.1)
+    assert risk.time_to_zone_s == pytest.approx((4.1 - 1.5) / 1.4, abs=0.2)
+
+
+def test_a_passer_by_at_three_metres_is_not_risky() -> None:
+    xs, zs = line((-3.0, 3.2), (1.4, 0.0))
+    assert assess(history(xs, zs), ReflexConfig()).risk < 0.5
+
+
+def test_someone_standing_right_behind_is_close_behind_you() -> None:
+    xs, zs = line((0.2, -0.8), (0.0, 0.0))
+    risk = assess(history(xs, zs), ReflexConfig())
+    assert (risk.reason, risk.risk >= 0.5) == ("close behind you", True)
+
+
+def test_a_fast_crossing_in_front() -> None:
+    xs, zs = line((-3.0, 3.0), (5.0, 0.0), seconds=0.6)
+    risk = assess(history(xs, zs), ReflexConfig())
+    assert (risk.reason, risk.risk >= 0.5) == ("crossing in front", True)
+
+
+def test_a_car_passing_close_at_the_side() -> None:
+    xs, zs = line((2.0, -6.0), (0.0, 8.0), seconds=0.5)
+    risk = assess(history(xs, zs), ReflexConfig())
+    assert risk.risk >= 0.5
+    assert risk.reason in ("passing close at speed", "approaching fast")
+
+
+def test_the_wearer_turning_does_not_move_a_standing_person() -> None:
+    # Someone still at 3 m while the wearer turns at 40 deg/s: the camera bearing sweeps, the world does not.
+    t = np.arange(30) / FPS
+    xs, zs = np.full(30, 2.0), np.full(30, 2.2)
+    risk = assess(history(xs, zs, heading=40.0 * t), ReflexConfig())
+    assert risk.risk < 0.5
+    assert abs(risk.closing_mps) < 0.2
+
+
+def test_too_short_a_history_gives_no_risk() -> None:
+    xs, zs = line((0.0, -3.0), (0.0, 3.0), seconds=0.15)
+    assert assess(history(xs, zs), ReflexConfig()).risk == 0.0
+
+
+def test_looming_tau_is_the_time_to_contact() -> None:
+    # An object closing from 6 m at 1.5 m/s: angular size ~ 1/d, so tau = d / v.
+    times = np.arange(15) / FPS
+    distance = 6.0 - 1.5 * times
+    tau, r2 = looming_tau(np.degrees(2 * np.arctan(0.3 / distance)), times)
+    assert tau == pytest.approx(distance.mean() / 1.5, rel=0.1)
+    assert r2 > 0.95
+
+
+def test_a_shrinking_object_has_no_tau() -> None:
+    times = np.arange(15) / FPS
+    tau, _ = looming_tau(np.linspace(10, 6, 15), times)
+    assert tau is None
