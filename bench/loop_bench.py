@@ -12,8 +12,6 @@ video given with --video.
 
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,22 +19,10 @@ from pathlib import Path
 import typer
 
 from vigil360.bench.cli import bench_app
+from vigil360.bench.latency import machine_name
 
 
-def machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {cores} cores"
-
-
-def _repeating(path: Path, repeat: int):
+def repeating_source(path: Path, repeat: int):
     """The video played `repeat` times as one stream (continuous indices and clock)."""
     from vigil360.edge.source import Frame, FrameSource, VideoFileSource
 
@@ -117,7 +103,7 @@ def loop_command(
             print(f"rendering {spec.video_id} at {width}x{width // 2}, {duration:g} s into {work} (once)")
             files = write_clip(spec, work / "render")
             files.video.replace(video)
-    source = _repeating(video, repeat)
+    source = repeating_source(video, repeat)
     settings = Settings()
     speaker = None
     if speech:
@@ -128,7 +114,7 @@ def loop_command(
     grounder, captioner = load_vlm(vlm, settings) if vlm else (None, None)
     loop = EdgeLoop(source, settings, speaker=speaker, recorder=recorder, mask_tracker=mask_tracker,
                     grounder=grounder, captioner=captioner)
-    print(f"loop benchmark: {source.description}, {source.width}x{source.height} - {machine()}")
+    print(f"loop benchmark: {source.description}, {source.width}x{source.height} - {machine_name()}")
     print("backends: " + "; ".join(f"{k}: {v}" for k, v in loop.backends().items()))
     memory: list[tuple[float, float]] = []  # (video seconds, RSS MiB), sampled with each stats event
     loop.add_sink(lambda event: memory.append((event.frame_time_s, rss_mb())) if event.type == "stats" else None)

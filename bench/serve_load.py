@@ -94,14 +94,14 @@ def _wait_for_delivery(hub, timeout_s: float = 15.0) -> None:
 
 
 def run_phase(video: Path, clients: int, duration: float, track_hz: float) -> dict:
-    from vigil360.bench.loop_bench import _repeating
+    from vigil360.bench.loop_bench import repeating_source
     from vigil360.config import Settings
     from vigil360.edge.loop import EdgeLoop
     from vigil360.edge.server.app import ServerOptions, create_app
     from vigil360.edge.server.running import BackgroundServer
 
     settings = Settings.model_validate({"loop": {"track_event_every": 1}})  # the most events the loop makes
-    loop = EdgeLoop(_repeating(video, 10_000), settings)
+    loop = EdgeLoop(repeating_source(video, 10_000), settings)
     app = create_app(loop, ServerOptions(run_loop=False))
     result: dict = {"clients": clients}
     with BackgroundServer(app) as server:
@@ -166,7 +166,7 @@ def serve_load(
     json_out: Path | None = typer.Option(None, "--json", help="write the report as JSON"),
 ) -> None:
     """Loop FPS and WebSocket event latency with 0, 1 and N clients on loopback (bounded in time)."""
-    from vigil360.bench.loop_bench import machine
+    from vigil360.bench.latency import machine_name
     from vigil360.bench.synthetic import ScenarioSpec, write_clip
     from vigil360.errors import UserError
     from vigil360.records import atomic_write_text
@@ -185,7 +185,7 @@ def serve_load(
     elif not video.is_file():
         raise UserError(f"--video {video}: no such file")
     report = {"source": f"{video.name} played as fast as the loop goes", "duration_s": duration,
-              "machine": machine(), "track_hz": track_hz, "phases": []}
+              "machine": machine_name(), "track_hz": track_hz, "phases": []}
     for count in (0, 1, clients):
         print(f"phase: {count} client(s), {duration:g} s ...", flush=True)
         report["phases"].append(run_phase(video, count, duration, track_hz))

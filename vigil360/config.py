@@ -120,6 +120,20 @@ class ReflexConfig(Section):
                                "contact-row jitter at 6-8 m makes a 1.3 m/s passer-by look like 2.5 m/s, a "
                                "car or a bike keeps metres per second to spare",
     )
+    max_speed_mps: float = Field(
+        15.0, gt=0, description="fastest anything on a street moves (~54 km/h, urban traffic): a ground range "
+                                "that jumps by more than this per frame plus two pixel rows of contact jitter "
+                                "is a merge or a lost contact, and the speed rules (crossing, close pass) skip "
+                                "the window",
+    )
+    pass_horizon_s: float = Field(
+        4.0, gt=0, description="look-ahead for a predicted close pass at speed. Longer than horizon_s because "
+                               "a far, fast mover's speed is underestimated while its contact still spans few "
+                               "pixel rows (one row is ~3 m at 16 m): a car at 8 m/s is first predicted to pass "
+                               "~3.7 s ahead when it is ~3 s away, and the alert must come >= 1.5 s before it is "
+                               "within 1.5 m. Walkers never reach the speed this rule needs, so it costs no "
+                               "false flags on passers-by",
+    )
     crossing_speed_mps: float = Field(
         2.5, gt=0, description="speed over ground that makes a crossing or a close pass 'fast': above a "
                                "brisk walk (~1.8 m/s) so passers-by never count; runners, bikes and cars do",

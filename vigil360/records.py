@@ -224,8 +224,8 @@ def read_video_json(path: str | Path) -> VideoRecord:
         raise RecordError(describe_validation_error(error, str(path))) from None
 
 
-def iter_records(path: str | Path) -> Iterator[VideoRecord]:
-    """Stream VideoRecords from a .jsonl file, a .json file, or a folder of either (sorted)."""
+def record_files(path: str | Path) -> list[Path]:
+    """The record files behind `path`: itself, or a folder's .json/.jsonl files in sorted order."""
     path = Path(path)
     if not path.exists():
         raise RecordError(f"{path}: no such file or folder")
@@ -233,14 +233,19 @@ def iter_records(path: str | Path) -> Iterator[VideoRecord]:
         files = sorted(p for p in path.rglob("*") if p.suffix in {".json", ".jsonl"} and p.is_file())
         if not files:
             raise RecordError(f"{path}: folder holds no .json or .jsonl records")
-        for file in files:
-            yield from iter_records(file)
-    elif path.suffix == ".jsonl":
-        yield from _iter_jsonl(path)
-    elif path.suffix == ".json":
-        yield read_video_json(path)
-    else:
+        return files
+    if path.suffix not in {".json", ".jsonl"}:
         raise RecordError(f"{path}: expected a .json or .jsonl record file")
+    return [path]
+
+
+def iter_records(path: str | Path) -> Iterator[VideoRecord]:
+    """Stream VideoRecords from a .jsonl file, a .json file, or a folder of either (sorted)."""
+    for file in record_files(path):
+        if file.suffix == ".jsonl":
+            yield from _iter_jsonl(file)
+        else:
+            yield read_video_json(file)
 
 
 def load_json_file(path: str | Path) -> Any:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigil360.records import RecordError, read_jsonl_video, read_video_json
+from vigil360.records import RecordError, read_jsonl_video, read_video_json, record_files
 from vigil360.schema import RecordKind, VideoRecord
 
 
@@ -25,25 +25,12 @@ class _Place:
         return f"{self.path}:{self.line}" if self.offset is not None else str(self.path)
 
 
-def _record_files(path: Path) -> list[Path]:
-    if not path.exists():
-        raise RecordError(f"{path}: no such file or folder")
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in {".json", ".jsonl"} and p.is_file())
-        if not files:
-            raise RecordError(f"{path}: folder holds no .json or .jsonl records")
-        return files
-    if path.suffix not in {".json", ".jsonl"}:
-        raise RecordError(f"{path}: expected a .json or .jsonl record file")
-    return [path]
-
-
 class RecordIndex:
     def __init__(self, path: str | Path, kind: RecordKind) -> None:
         self.path = Path(path)
         self.kind = kind
         self._places: dict[str, _Place] = {}
-        for file in _record_files(self.path):
+        for file in record_files(self.path):
             if file.suffix == ".jsonl":
                 self._scan_jsonl(file)
             else:

@@ -144,7 +144,8 @@ class ReflexPerception:
         return results
 
     def _risk(self, track: Track) -> tuple[Distance, RiskAssessment]:
-        return track.last.distance, assess(track.window(self.config.history_s), self.config, track.farthest_m)
+        return track.last.distance, assess(track.window(self.config.history_s), self.config, track.farthest_m,
+                                             self.pitch_sigma_deg)
 
     def _remember(self, track: Track) -> _TrackMemory:
         if track.track_id not in self._memory:

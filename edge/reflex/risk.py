@@ -14,11 +14,18 @@ the velocity) for most pairs: pixel jitter on a standing or strolling person giv
 speeds now and then, but never that agreement. Looming (the rate of angular growth) needs no
 distance at all: tau = theta / (d theta / dt) is the time to contact for an entity closing at
 constant speed.
+
+Guards against bystander false flags (physics, not tuning): the speeds the motion rules use are
+the fit less `speed_sigmas` of its own error, measured from the positions' scatter about the fit;
+a window whose range jumps faster than anything on a street moves (a merge with a neighbour) is
+not used for the speed-only rules; and "close behind you" needs a track that was once seen
+outside the personal zone (one born inside it is a fragment of a near entity's region).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -122,11 +129,30 @@ def _velocity_sigma(xs: np.ndarray, zs: np.ndarray, t: np.ndarray, velocity: np.
     return scatter * float(np.sqrt(12.0 / t.size)) / span
 
 
+def range_jumps(observations: list[Observation], config: ReflexConfig, row_deg: float) -> bool:
+    """Whether the ground range jumps between consecutive frames by more than anything on a street can
+    move (`max_speed_mps`) plus two pixel rows of contact jitter at that range. Such a jump is a merge
+    with a neighbour or a lost ground contact, not motion: a fit through it invents metres per second
+    (a passer-by at 7 m "closing" at 20 m/s), so the speed rules do not use the window."""
+    row_rad = np.radians(row_deg)
+    for before, after in pairwise(observations):
+        a, b = before.distance.metres, after.distance.metres
+        if not (np.isfinite(a) and np.isfinite(b)):
+            continue
+        depression = np.radians(max(-after.contact_pitch, 0.5))
+        # d = h / tan(p)  =>  dd/dp = d / (sin p cos p): metres per radian of contact pitch.
+        row_m = b / (np.sin(depression) * np.cos(depression)) * row_rad
+        if abs(b - a) > config.max_speed_mps * (after.time_s - before.time_s) + 2.0 * row_m:
+            return True
+    return False
+
+
 def assess(observations: list[Observation], config: ReflexConfig,
-           farthest_m: float | None = None) -> RiskAssessment:
+           farthest_m: float | None = None, row_deg: float | None = None) -> RiskAssessment:
     """Risk of one track from its recent observations. `farthest_m` is the farthest the track was ever
     seen (None: unknown); an entity "close behind you" must have been seen outside the personal zone,
-    since whatever was born inside it is a fragment of a near entity that already has a track."""
+    since whatever was born inside it is a fragment of a near entity that already has a track.
+    `row_deg` is the pitch of one pixel row at the working resolution (default: `config.work_width`'s)."""
     times = np.array([obs.time_s for obs in observations])
     heights = np.array([obs.box.height for obs in observations])
     tau, tau_r2 = looming_tau(heights, times)
@@ -140,6 +166,7 @@ def assess(observations: list[Observation], config: ReflexConfig,
     if len(observations) < MIN_OBSERVATIONS:
         return RiskAssessment(0.0, "", tau, None, None, None)
 
+    jumps = range_jumps(observations, config, 360.0 / config.work_width if row_deg is None else row_deg)
     if sum(usable) >= MIN_OBSERVATIONS // 2 and usable[-1]:
         t = times[usable]
         # World bearings (the wearer's own turn removed): turning in place must not look like motion.
@@ -187,8 +214,10 @@ def assess(observations: list[Observation], config: ReflexConfig,
             scores.append((_ramp_above(-recent, -config.personal_zone_m, 0.0), "close behind you"))
         speed = float(np.sqrt(speed2))
         in_front = abs(yaw_now) <= config.front_half_width_deg and range_now <= config.crossing_distance_m
-        passes_close = 0.0 <= t_closest <= config.horizon_s and closest <= config.close_pass_m
-        if (in_front or passes_close) and steady:
+        passes_close = 0.0 <= t_closest <= config.pass_horizon_s and closest <= config.close_pass_m
+        # Speed alone decides these two, so a window whose range jumped (a merge) is not used for them;
+        # the approach rule has its own agreement tests and keeps the window.
+        if (in_front or passes_close) and steady and not jumps:
             # Speed over ground, not just its lateral part: a car passing 2 m away at 8 m/s is
             # dangerous whether it is still closing or already level with the wearer.
             scores.append((_ramp_above(speed - margin, config.crossing_speed_mps, 2 * config.crossing_speed_mps),

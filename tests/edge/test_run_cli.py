@@ -23,7 +23,7 @@ def _vigil360(*args: str) -> int:
 def test_run_with_no_argument_runs_the_default_scenario(tmp_path, monkeypatch, capsys):
     # The real default is 960x480 for 10 s; the same path on a small, short clip keeps CI fast.
     monkeypatch.setattr(
-        demo, "DEMO_SPEC", {**demo.DEMO_SPEC, "width": 480, "height": 240, "fps": 15.0, "duration_s": 3.0}
+        demo, "DEMO_SPEC", {**demo.DEMO_SPEC, "width": 480, "height": 240, "fps": 15.0, "duration_s": 6.0}
     )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "run"

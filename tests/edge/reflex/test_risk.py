@@ -5,7 +5,7 @@ import pytest
 
 from vigil360.config import ReflexConfig
 from vigil360.edge.geometry import Distance
-from vigil360.edge.reflex.risk import assess, looming_tau
+from vigil360.edge.reflex.risk import assess, looming_tau, range_jumps
 from vigil360.edge.reflex.tracker import Observation
 from vigil360.schema import AngleBox
 
@@ -95,3 +95,41 @@ def test_a_shrinking_object_has_no_tau() -> None:
     times = np.arange(15) / FPS
     tau, _ = looming_tau(np.linspace(10, 6, 15), times)
     assert tau is None
+
+
+def test_jittery_ranges_are_discounted_from_the_speed() -> None:
+    # 7 m away, passing at 2.8 m/s (just over crossing_speed_mps): clean ranges make it fast; the same
+    # track through +-0.6 m contact-row jitter (one pixel row at 7 m) is not trusted to be that fast,
+    # while a car at 8 m/s through the same jitter still is.
+    rng = np.random.default_rng(0)
+    config = ReflexConfig(close_pass_m=8.0)  # make the pass geometry count, so speed alone decides
+    xs, zs = line((-4.0, 7.0), (2.8, 0.0))
+    jitter = rng.choice([-0.6, 0.0, 0.6], size=zs.size)
+    assert assess(history(xs, zs), config).risk >= 0.5
+    assert assess(history(xs, zs + jitter), config).risk < 0.5
+    assert assess(history(xs, zs + jitter), config.model_copy(update={"speed_sigmas": 0.0})).risk >= 0.5
+    xs, zs = line((-6.0, 7.0), (8.0, 0.0), seconds=0.5)
+    assert assess(history(xs, zs + jitter[: zs.size]), config).risk >= 0.5
+
+
+def test_close_behind_needs_to_have_come_from_outside_the_zone() -> None:
+    # A track born inside the personal zone is a fragment of a near entity that already has a track.
+    xs, zs = line((0.2, -0.8), (0.0, 0.0))
+    assert assess(history(xs, zs), ReflexConfig(), farthest_m=6.0).reason == "close behind you"
+    assert assess(history(xs, zs), ReflexConfig(), farthest_m=0.9).risk < 0.5
+
+
+def test_a_range_jump_is_a_merge_not_motion() -> None:
+    # A walker 7 m away whose region merges with a nearer neighbour: the contact jumps 2.5 m in one frame.
+    xs, zs = line((-3.0, 7.0), (1.3, 0.0))
+    zs = np.where(np.arange(zs.size) >= 15, zs - 2.5, zs)
+    observations = history(xs, zs)
+    assert range_jumps(observations, ReflexConfig(), 0.75)
+    # Speed alone would call it a close pass at speed (the approach rule, with its own tests, is switched off).
+    config = ReflexConfig(close_pass_m=8.0, min_closing_mps=100.0, speed_sigmas=0.0)
+    assert assess(observations, config, row_deg=0.75).risk < 0.5
+    assert assess(observations, config.model_copy(update={"max_speed_mps": 1e6}), row_deg=0.75).risk >= 0.5
+    # A car at 9 m/s, 16 m away, whose contact steps by one 0.75 deg pixel row (~2.8 m) now and then, is motion.
+    xs, zs = line((1.5, -16.0), (0.0, 9.0), seconds=0.5)
+    rows = np.round((zs + 16.0) / 2.8) * 2.8 - 16.0
+    assert not range_jumps(history(xs, rows), ReflexConfig(), 0.75)
