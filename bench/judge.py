@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
@@ -88,7 +89,8 @@ def parse_reply(content: str) -> dict[str, int]:
     scores = {}
     for name in CRITERIA:
         value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                or value != int(value)):
             raise ReplyError(f"reply has no integer {name!r} score: {content[:80]!r}")
         if not 0 <= value <= 5:
             raise ReplyError(f"{name} score {value} is outside 0-5")
@@ -113,7 +115,9 @@ class Verdict:
 
 
 class JudgeCache:
-    """SQLite store of successful verdicts; failures are not stored, so a rerun retries them."""
+    """SQLite store of successful verdicts. Failures are not stored: a scoring run started again
+    with `--restart` asks the judge again only for them (every success is a cache hit); a plain
+    resume keeps the videos already scored, their failures included, as reported."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -48,7 +48,7 @@ def run_system(
     settings = Settings.from_file(settings_file) if settings_file else Settings()
     pred_dir = out / "predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
-    grounder, captioner = load_vlm(vlm) if vlm else (None, None)
+    grounder, captioner = load_vlm(vlm, settings) if vlm else (None, None)
     for path in tqdm(dataset_videos(data), desc="vigil360 loop", unit="video", disable=not progress):
         final = pred_dir / f"{path.stem}.jsonl"
         if final.exists():

@@ -12,6 +12,7 @@ box matching a live track refines that entity instead of making a new one.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -146,6 +147,7 @@ class EdgeLoop:
         self._sink_errors: list[str] = []
         self._entities: dict[str, _EntityState] = {}
         self._by_track: dict[int, str] = {}
+        self._retired: set[str] = set()  # announced entities no longer tracked (kept for the record)
         self._next_id = 1
         self._alert_count = 0
         self._last_alert: AlertEvent | None = None
@@ -326,13 +328,20 @@ class EdgeLoop:
             live.add(entity.entity_id)
         # Bounded memory on long streams: forget entities that are gone and were never announced
         # (announced ones stay: the recorder and captions refer to them).
-        gone = [tid for tid, eid in self._by_track.items() if eid not in live]
-        for track_id in gone:
-            entity_id = self._by_track.pop(track_id)
+        gone = [eid for tid, eid in self._by_track.items() if eid not in live]
+        self._by_track = {tid: eid for tid, eid in self._by_track.items() if eid in live}
+        # VLM-only entities have no reflex track: they are gone once the VLM has not named them
+        # again for a while (else each would keep a SAM2 view and memory bank forever).
+        stale = self._vlm_recent_frames()
+        gone += [e.entity_id for e in self._entities.values() if e.track_id is None and
+                 e.entity_id not in self._retired and frame.index - e.last_seen_frame > stale]
+        for entity_id in gone:
             if self._entities[entity_id].announced_frame is None:
                 del self._entities[entity_id]
-            elif self.sam2 is not None:
-                self.sam2.retire(entity_id)
+            else:
+                self._retired.add(entity_id)
+                if self.sam2 is not None:
+                    self.sam2.retire(entity_id)
         self.gate.forget(live, frame.read_at)
         return live
 
@@ -464,10 +473,14 @@ class EdgeLoop:
             if entity_id in self._entities and self._entities[entity_id].announced_frame is not None:
                 self.recorder.mask(entity_id, result.frame_index, rle=rle, box=box)
 
+    def _vlm_recent_frames(self) -> int:
+        """How long a VLM-only entity counts as present without being named again (frames)."""
+        return int(max(3 * self.settings.loop.grounder_period_s, 5.0) * self.source.fps) + 1
+
     def _apply_grounding(self, grounding: Grounding, frame: Frame) -> None:
         # Candidates: live reflex entities, and VLM-only entities grounded recently (they have no
         # per-frame track, so "recent" is a few grounding periods, at least 5 s, of the source's clock).
-        recent = int(max(3 * self.settings.loop.grounder_period_s, 5.0) * self.source.fps) + 1
+        recent = self._vlm_recent_frames()
         candidates = [e for e in self._entities.values() if e.box is not None and
                       (e.last_seen_frame == frame.index or (e.track_id is None and
                                                             frame.index - e.last_seen_frame <= recent))]
@@ -577,20 +590,23 @@ class EdgeLoop:
     # --- end of run ------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        # Let model stages land what they are working on (bounded), then stop them.
-        for worker in self._workers():
-            worker.wait_idle(timeout=10.0)
-        if self._frame is not None:
-            self._collect_models(self._frame)
-        for worker in self._workers():
-            worker.close()
-        self.source.close()
-        if self.speaker is not None:
-            self.speaker.close()
-        if self._annotated is not None:
-            self._annotated.release()
-        if self.recorder is not None:
-            self.recorder.close()
+        # Every resource is released even if closing another fails: an ExitStack runs the
+        # callbacks in reverse order of registration, so the recorder (predictions) closes last.
+        with contextlib.ExitStack() as stack:
+            if self.recorder is not None:
+                stack.callback(self.recorder.close)
+            if self._annotated is not None:
+                stack.callback(self._annotated.release)
+            if self.speaker is not None:
+                stack.callback(self.speaker.close)
+            stack.callback(self.source.close)
+            for worker in self._workers():
+                stack.callback(worker.close)
+            # Let model stages land what they are working on (bounded) before they are stopped.
+            for worker in self._workers():
+                worker.wait_idle(timeout=10.0)
+            if self._frame is not None:
+                self._collect_models(self._frame)
 
     def _summarise(self, wall: float, rss_start: float, stopped: bool) -> RunSummary:
         spoken = self.speaker.spoken_count if self.speaker is not None else 0

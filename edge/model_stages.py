@@ -28,7 +28,10 @@ from vigil360.schema import RLE, AngleBox, Caption, Role
 
 # Nice value of model threads. On a CPU-only wearable the models share cores with the hot path;
 # "never wait for a model" is not enough if a model can still slow every frame by contention, so
-# model threads (and the compute threads they start) yield the CPU to the reflex tier.
+# model worker threads (and compute threads first started from them, e.g. torch's) yield the CPU to
+# the reflex tier. onnxruntime's intra-op pool is created with its session, on the thread that
+# loads the model, and keeps normal priority: that is why model sessions get one core fewer than
+# the machine has (`run_cli._model_threads`).
 MODEL_NICE = 10
 
 
@@ -90,10 +93,12 @@ class LatestWorker:
                 self._timer.add(self.name, (time.perf_counter() - start) * 1000.0)
                 self.rate.tick()
                 with self._cond:
+                    # The result lands before the worker reads as idle: `wait_idle` + `drain` at the
+                    # end of a run must see the last model result.
+                    if result is not None:
+                        self._results.append(result)
                     self.busy = False
                     self._cond.notify_all()
-            if result is not None:
-                self._results.append(result)
 
     def drain(self) -> list[Any]:
         out = []

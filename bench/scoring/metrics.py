@@ -123,8 +123,11 @@ def _direction(
     else:
         gt_entity = next((e for e in gt.entities if e.role == "perpetrator"), None)
     gt_yaw = _yaw_at(gt_entity, frame) if gt_entity is not None else None
+    # Where the system pointed (its entity's yaw) is the prediction; a direction label in the
+    # prediction's video block counts only when the system gave no position at all, so a video
+    # block copied from the ground truth cannot score the truth's own labels.
     labelled = [i.direction for i in pred.video.intervals if i.direction is not None]
-    pred_sector = labelled[0] if labelled else (sector(pred_yaw) if pred_yaw is not None else None)
+    pred_sector = sector(pred_yaw) if pred_yaw is not None else (labelled[0] if labelled else None)
     return (
         _gt_sector(gt, gt_yaw, frame),
         pred_sector,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -124,16 +125,19 @@ def load_lenient_json(text: str, repairs: list[str]) -> Any:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number, or None: 'nan' and 'inf' from a model are not coordinates."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _entity(item: Any, index: int, view_sizes: list[tuple[int, int]], scale: float,

@@ -36,6 +36,8 @@ def _judge(url: str, tmp_path: Path, **kwargs: object) -> Judge:
         ('{"visual": 2.5, "motion": 3, "semantic": 5}', ReplyError),
         ('{"visual": true, "motion": 3, "semantic": 5}', ReplyError),
         ("[4, 3, 5]", ReplyError),
+        ('{"visual": NaN, "motion": 3, "semantic": 5}', ReplyError),  # json.loads accepts NaN
+        ('{"visual": Infinity, "motion": 3, "semantic": 5}', ReplyError),
     ],
 )
 def test_parse_reply(content: str, expected: object) -> None:

@@ -156,6 +156,16 @@ GROUNDING_TABLE = [
         ["outside 0..1"],
         [],
     ),
+    (
+        "a non-finite coordinate rejects that entity only",
+        '[{"role": "perpetrator", "label": "p", "box": ["nan", 1, 2, 2]},'
+        ' {"role": "victim", "label": "q", "box": [0, 0, 1000, 1000], "view": "inf"},'
+        ' {"role": "victim", "label": "r", "box": [0, 0, 1000, 1000]}]',
+        ONE_VIEW,
+        [(0, (0, 0, 500, 400), "victim", "r", None)],
+        ["box has a non-number", "view 'inf' is not one of"],
+        [],
+    ),
     ("empty list: the model saw nothing unusual", "[]", ONE_VIEW, [], [], []),
     ("no JSON at all", "The man on the left steals the bag.", ONE_VIEW, [], ["no JSON"], []),
     ("gibberish with a bracket", "<row_1_col_2> [[{ :: ,,", ONE_VIEW, [], ["could not be repaired"], []),
