@@ -121,6 +121,15 @@ class VideoFileSource(FrameSource):
     def frames(self) -> Iterator[Frame]:
         return self._paced() if self.realtime else self._prefetched()
 
+    def _images(self) -> Iterator[np.ndarray]:
+        """Fitted images in order, starting with the one decoded when the file was opened.
+        Lazy: each `next` decodes one frame, so callers can time it or grab past frames between."""
+        pending, self._first = self._first, None
+        if pending is not None:
+            yield pending
+        while (raw := self._read()) is not None:
+            yield self._fit(raw)
+
     def _prefetched(self) -> Iterator[Frame]:
         """As fast as the loop goes, decoding one frame ahead in a thread (OpenCV releases the GIL,
         so decoding overlaps the loop's work on the frame before).
@@ -143,17 +152,13 @@ class VideoFileSource(FrameSource):
 
         def produce() -> None:
             index = 0
-            pending, self._first = self._first, None
+            images = self._images()
             try:
                 while not stop.is_set():
                     started = time.perf_counter()
-                    if pending is not None:
-                        image, pending = pending, None
-                    else:
-                        raw = self._read()
-                        if raw is None:
-                            break
-                        image = self._fit(raw)
+                    image = next(images, None)
+                    if image is None:
+                        break
                     if not put((index, image, time.perf_counter() - started)):
                         return
                     index += 1
@@ -180,7 +185,7 @@ class VideoFileSource(FrameSource):
         """Paced to the video clock (--realtime); when the loop is late, frames are skipped."""
         index = 0
         start = time.perf_counter()
-        pending, self._first = self._first, None
+        images = self._images()
         while True:
             due = start + index / self.fps
             now = time.perf_counter()
@@ -195,13 +200,9 @@ class VideoFileSource(FrameSource):
                     self.dropped += 1
             # Latency is counted from before decoding: for a file, the frame exists once it is due.
             read_at = time.perf_counter()
-            if pending is not None:
-                image, pending = pending, None
-            else:
-                raw = self._read()
-                if raw is None:
-                    break
-                image = self._fit(raw)
+            image = next(images, None)
+            if image is None:
+                break
             yield Frame(index, index / self.fps, image, read_at)
             index += 1
         self._check_complete(index)
