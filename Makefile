@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
-# Both create .venv and install everything the first time (about a minute, 1 GB).
+# Both create .venv and install everything the first time (a few minutes, about 1.5 GB).
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU wheel of torch; on a GPU machine run e.g. `make test TORCH=torch`.
