@@ -81,6 +81,16 @@ def _per_entity_csv(videos: Sequence[VideoScore]) -> str:
     return buffer.getvalue()
 
 
+def _save(figure, out_dir: Path, name: str) -> str:
+    """Write one plot as PNG, free its memory (reports run over many datasets), return its name."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(out_dir / name, dpi=100)
+    plt.close(figure)
+    return name
+
+
 def _plots(out_dir: Path, videos: Sequence[VideoScore], results: dict) -> list[str]:
     import matplotlib
 
@@ -101,10 +111,7 @@ def _plots(out_dir: Path, videos: Sequence[VideoScore], results: dict) -> list[s
     axis.set_ylim(0, 100)
     axis.legend(fontsize=8)
     axis.set_title("Per anomaly class")
-    figure.tight_layout()
-    figure.savefig(out_dir / "per_class.png", dpi=100)
-    plt.close(figure)
-    written.append("per_class.png")
+    written.append(_save(figure, out_dir, "per_class.png"))
 
     figure, axis = plt.subplots(figsize=(4.5, 3.2))
     tta = sorted(v.time_to_alert_s for v in videos if v.time_to_alert_s is not None)
@@ -117,10 +124,7 @@ def _plots(out_dir: Path, videos: Sequence[VideoScore], results: dict) -> list[s
     axis.set_ylabel("fraction of anomalous videos")
     axis.set_ylim(0, 1)
     axis.set_title("Time-to-alert CDF")
-    figure.tight_layout()
-    figure.savefig(out_dir / "time_to_alert_cdf.png", dpi=100)
-    plt.close(figure)
-    written.append("time_to_alert_cdf.png")
+    written.append(_save(figure, out_dir, "time_to_alert_cdf.png"))
 
     figure, axis = plt.subplots(figsize=(4.5, 3.2))
     axis.hist([e.iou for v in videos for e in v.entities], bins=20, range=(0.0, 1.0))
@@ -129,10 +133,7 @@ def _plots(out_dir: Path, videos: Sequence[VideoScore], results: dict) -> list[s
     axis.set_ylabel("entities")
     axis.legend(fontsize=8)
     axis.set_title("IoU histogram")
-    figure.tight_layout()
-    figure.savefig(out_dir / "iou_histogram.png", dpi=100)
-    plt.close(figure)
-    written.append("iou_histogram.png")
+    written.append(_save(figure, out_dir, "iou_histogram.png"))
     return written
 
 
