@@ -30,7 +30,9 @@ def check_equirect_shape(width: int, height: int) -> None:
 
 def wrap_yaw(yaw: ArrayLike) -> ArrayLike:
     """Wrap degrees to [-180, 180)."""
-    return (np.asarray(yaw) + 180.0) % 360.0 - 180.0
+    shifted = (np.asarray(yaw) + 180.0) % 360.0
+    # A value a hair below -180 lands on 360.0 after rounding, i.e. on +180: outside the range.
+    return shifted - 360.0 * (shifted >= 360.0) - 180.0
 
 
 def yaw_difference(a: ArrayLike, b: ArrayLike) -> ArrayLike:

@@ -35,17 +35,36 @@ def estimate_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, fl
     fb = np.fft.rfft(b, axis=1)
     # Summing the rows' cross-spectra before normalising weights textured rows more than flat ones.
     cross = (fb * np.conj(fa)).sum(axis=0)
-    cross /= np.abs(cross) + 1e-9
-    corr = np.fft.irfft(cross, n=a.shape[1])
+    normalised = cross / (np.abs(cross) + 1e-9)
+    corr = np.fft.irfft(normalised, n=a.shape[1])
     width = corr.size
     peak = int(np.argmax(corr))
-    left, centre, right = corr[(peak - 1) % width], corr[peak], corr[(peak + 1) % width]
-    denom = left - 2.0 * centre + right
-    offset = 0.0 if denom == 0 else 0.5 * (left - right) / denom
-    dx = peak + float(np.clip(offset, -0.5, 0.5))
+    dx = peak + _subpixel_residual(cross, peak, width)
     if dx > width / 2:
         dx -= width
+    centre = corr[peak]
     return float(dx), float(np.clip(centre, 0.0, 1.0))
+
+
+def _subpixel_residual(cross: np.ndarray, peak: int, width: int) -> float:
+    """The shift's fraction beyond the integer `peak`, from the slope of the cross-spectrum's phase.
+
+    A parabola through the correlation peak is biased toward whole pixels (phase correlation peaks
+    are nearly a delta), and a slow turn of a fraction of a pixel per frame then reads as none at
+    all while the reference band drifts along with it. For a pure shift the phase of frequency k is
+    -2 pi k dx / width exactly, so a magnitude-weighted least-squares line through the phases, once
+    the integer part is removed, gives the fraction without that bias."""
+    k = np.arange(cross.size, dtype=np.float64)
+    residual = cross * np.exp(2j * np.pi * k * peak / width)
+    use = slice(1, max(2, cross.size // 2))  # low and middle frequencies: the phase stays within +-pi/2
+    phase = np.angle(residual[use])
+    weight = np.abs(residual[use])
+    k = k[use]
+    denom = float(np.sum(weight * k * k))
+    if denom == 0:
+        return 0.0
+    fraction = -width / (2 * np.pi) * float(np.sum(weight * k * phase)) / denom
+    return float(np.clip(fraction, -0.5, 0.5))
 
 
 def circular_shift(image: np.ndarray, dx: float) -> np.ndarray:

@@ -81,7 +81,8 @@ class ReflexPerception:
         self.work_width = min(self.config.work_width, width)
         self.work_height = self.work_width // 2
         self.ego = EgoRotation(self.work_width)
-        self.motion = MotionProposer(self.work_width, self.work_height, self.config, self.settings.camera.height_m)
+        self.motion = MotionProposer(self.work_width, self.work_height, self.config, self.settings.camera.height_m,
+                                     downscaled=self.work_width < width)
         self.tracker = AngleTracker(self.config, fps_hint=self.settings.camera.fps)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)

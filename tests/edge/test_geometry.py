@@ -146,3 +146,10 @@ def test_occupied_span_covers_every_occupied_column(cols):
     covered = (start + np.arange(length)) % cols.size
     assert set(np.flatnonzero(cols)) <= set(covered.tolist())
     assert cols[start] and cols[(start + length - 1) % cols.size]
+
+
+@pytest.mark.parametrize("yaw", [-180.0 - 1e-14, 180.0, -180.0, 540.0, -1e-300, 179.99999999999997])
+def test_wrap_yaw_stays_in_its_half_open_range(yaw: float) -> None:
+    # -180 - 1e-14 rounds to +180 with a bare modulo; an AngleBox then refuses the yaw.
+    wrapped = float(g.wrap_yaw(yaw))
+    assert -180.0 <= wrapped < 180.0

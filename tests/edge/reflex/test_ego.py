@@ -35,3 +35,15 @@ def test_featureless_view_keeps_the_last_heading() -> None:
     flat = np.full((32, 64), 128, dtype=np.uint8)
     ego.update(flat)
     assert ego.update(flat) == 0.0
+
+
+def test_a_slow_turn_of_a_fraction_of_a_pixel_per_frame_is_not_absorbed() -> None:
+    # 0.02 px per frame (0.5 deg/s at 480 px and 30 fps): a peak interpolation biased toward whole
+    # pixels reads every frame as no turn, the reference band drifts along, and the whole static
+    # scene ends up misregistered by pixels.
+    gray = textured_background(4)[..., 0]
+    ego = EgoRotation(gray.shape[1])
+    for frame in range(150):
+        offset = ego.update(circular_shift(gray, -0.02 * frame))
+    turned = 0.02 * 149
+    assert (-offset) % gray.shape[1] == pytest.approx(turned, abs=0.3)

@@ -13,9 +13,11 @@ FPS = 30.0
 CAMERA_M = 1.2
 
 
-def history(xs: np.ndarray, zs: np.ndarray, heading: np.ndarray | None = None) -> list[Observation]:
-    """Observations of an upright 1.75 m entity at ground positions (x right, z ahead) of the
-    wearer's initial heading; `heading` is the wearer's turn (deg) at each sample."""
+def history(xs: np.ndarray, zs: np.ndarray, heading: np.ndarray | None = None,
+            width_m: float | None = 0.5) -> list[Observation]:
+    """Observations of an upright 1.75 m entity, `width_m` wide, at ground positions (x right, z
+    ahead) of the wearer's initial heading; `heading` is the wearer's turn (deg) at each sample.
+    `width_m=None` keeps the angular width fixed at 10 deg, whatever the distance."""
     heading = np.zeros_like(xs) if heading is None else heading
     out = []
     for i, (x, z, turn) in enumerate(zip(xs, zs, heading, strict=True)):
@@ -24,7 +26,8 @@ def history(xs: np.ndarray, zs: np.ndarray, heading: np.ndarray | None = None) -
         yaw = (world_yaw - turn + 180.0) % 360.0 - 180.0
         contact = float(np.degrees(np.arctan2(-CAMERA_M, distance)))
         top = float(np.degrees(np.arctan2(1.75 - CAMERA_M, distance)))
-        box = AngleBox(yaw=yaw, pitch=(top + contact) / 2, width=10.0, height=top - contact)
+        width = 10.0 if width_m is None else float(np.degrees(2 * np.arctan2(width_m / 2, distance)))
+        box = AngleBox(yaw=yaw, pitch=(top + contact) / 2, width=width, height=top - contact)
         out.append(Observation(i / FPS, box, contact, top, Distance(distance, 0.05 * distance), float(turn)))
     return out
 
