@@ -124,7 +124,8 @@ class ReflexConfig(Section):
         15.0, gt=0, description="fastest anything on a street moves (~54 km/h, urban traffic): a ground range "
                                 "that jumps by more than this per frame plus two pixel rows of contact jitter "
                                 "is a merge or a lost contact, and the speed rules (crossing, close pass) skip "
-                                "the window",
+                                "the window; the tracker lets a track's range change by this much per second "
+                                "plus 3 sigma of the measurements' own error",
     )
     pass_horizon_s: float = Field(
         4.0, gt=0, description="look-ahead for a predicted close pass at speed. Longer than horizon_s because "
