@@ -23,6 +23,9 @@ from vigil360.edge.reflex.ego import circular_shift
 from vigil360.schema import AngleBox
 
 _FIRST_RATE_FRAMES = 60
+# Rows above the lowest one that still count as the ground contact when taking its bearing (a stride
+# lifts the trailing foot a row or two).
+_CONTACT_ROWS = 2
 # How far (px) a region is grown back into the raw foreground after opening: the legs of someone at
 # 8-20 m are 3-7 px long at the 480 px working width.
 _RECONSTRUCT_PX = 8
@@ -38,6 +41,11 @@ class Region:
     contact_pitch: float  # bottom edge of the lowest mask row: where the entity meets the ground
     top_pitch: float
     distance: Distance = Distance(float("inf"), float("inf"))  # filled by the tier (it knows the camera)
+    contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
+
+    @property
+    def ground_yaw(self) -> float:
+        return self.box.yaw if self.contact_yaw is None else self.contact_yaw
 
 
 def wrap_pad(image: np.ndarray, columns: int) -> np.ndarray:
@@ -112,6 +120,7 @@ class MotionProposer:
         gap_px = max(1, int(round(config.merge_gap_deg / deg_per_px_x)))
         self.merge_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap_px + 1, 2 * gap_px + 1))
         self.last_foreground: np.ndarray | None = None
+        self._column_yaw, _ = pixel_to_angles(np.arange(width), 0.0, width, height)
 
     def propose(self, small_bgr: np.ndarray, ego_offset_px: float) -> list[Region]:
         """Foreground regions of one working-resolution BGR frame; `ego_offset_px` is the
@@ -191,7 +200,17 @@ class MotionProposer:
         # Pixel row r covers [r - 1/2, r + 1/2]: the contact is the bottom edge of the lowest row.
         _, (top, bottom) = pixel_to_angles(0.0, np.array([rows[0] - 0.5, rows[-1] + 0.5]), self.width,
                                            self.height)
-        return Region(mask, box, area, float(bottom), float(top))
+        return Region(mask, box, area, float(bottom), float(top), contact_yaw=self._contact_yaw(mask, rows[-1]))
+
+    def _contact_yaw(self, mask: np.ndarray, lowest_row: int) -> float:
+        """Bearing of the columns that meet the ground within `_CONTACT_ROWS` of the lowest row.
+
+        The range comes from the lowest row, so the bearing must come from the same place: when a
+        passer-by merges with a car behind them, the box centre slides toward the car while the
+        range stays the passer-by's, and the pair reads as someone walking straight at the wearer."""
+        near_bottom = mask[max(0, lowest_row - _CONTACT_ROWS): lowest_row + 1].any(axis=0)
+        yaws = np.radians(self._column_yaw[near_bottom])
+        return float(np.degrees(np.arctan2(np.sin(yaws).mean(), np.cos(yaws).mean())))
 
 
 def _stacked(a: AngleBox, b: AngleBox, camera_height_m: float, max_height_m: float) -> bool:

@@ -170,7 +170,7 @@ def assess(observations: list[Observation], config: ReflexConfig,
     if sum(usable) >= MIN_OBSERVATIONS // 2 and usable[-1]:
         t = times[usable]
         # World bearings (the wearer's own turn removed): turning in place must not look like motion.
-        yaw_r = np.radians([obs.box.yaw + obs.heading_deg for obs, ok in zip(observations, usable, strict=True)
+        yaw_r = np.radians([obs.ground_yaw + obs.heading_deg for obs, ok in zip(observations, usable, strict=True)
                             if ok])
         metres = np.array([d.metres for d, ok in zip(distances, usable, strict=True) if ok])
         # Ground plane, wearer at the origin: x to the right, z ahead. Unwrap so the seam is harmless.

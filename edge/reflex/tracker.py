@@ -59,7 +59,12 @@ class Observation:
     contact_pitch: float
     top_pitch: float
     distance: Distance
-    heading_deg: float = 0.0  # the wearer's accumulated turn: world bearing = box.yaw + heading_deg
+    heading_deg: float = 0.0  # the wearer's accumulated turn: world bearing = ground_yaw + heading_deg
+    contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
+
+    @property
+    def ground_yaw(self) -> float:
+        return self.box.yaw if self.contact_yaw is None else self.contact_yaw
 
 
 @dataclass
@@ -109,7 +114,8 @@ def _finite_or_zero(metres: float) -> float:
 
 
 def _observe(region: Region, time_s: float, heading_deg: float) -> Observation:
-    return Observation(time_s, region.box, region.contact_pitch, region.top_pitch, region.distance, heading_deg)
+    return Observation(time_s, region.box, region.contact_pitch, region.top_pitch, region.distance, heading_deg,
+                       region.contact_yaw)
 
 
 class AngleTracker:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from reflex_frames import HEIGHT, WIDTH, paint_block, textured_background
 
 from vigil360.config import ReflexConfig
@@ -78,3 +79,20 @@ def test_thin_legs_attached_to_a_body_are_kept() -> None:
     body = [region for region in regions if region.mask[105, 200]]
     assert len(body) == 1
     assert body[0].mask[116, 200]
+
+
+def test_the_bearing_of_a_merged_region_is_where_its_range_comes_from() -> None:
+    # A passer-by at ~4 m (contact row 142) in front of the end of a car ~13 m away (row 127): one
+    # region whose box centre sits over the car, while its range - the lowest row - is the
+    # passer-by's. The ground position must pair that range with the passer-by's bearing.
+    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_frames=3), camera_height_m=1.2)
+    background = textured_background(6)
+    for _ in range(10):
+        proposer.propose(background, 0.0)
+    image = background.copy()
+    paint_block(image, x_centre=200, y_top=118, y_bottom=127, half_width=13, colour=(30, 200, 30))
+    paint_block(image, x_centre=214, y_top=110, y_bottom=143, half_width=4, colour=(20, 20, 230))
+    (region,) = proposer.propose(image, 0.0)
+    passer_yaw = (214 - WIDTH / 2) * 360 / WIDTH
+    assert abs(region.box.yaw - passer_yaw) > 5
+    assert region.ground_yaw == pytest.approx(passer_yaw, abs=1.5)

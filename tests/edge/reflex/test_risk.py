@@ -1,5 +1,7 @@
 """Risk rules on hand-made observation histories (exact physics, no pixels)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,17 @@ def test_a_range_jump_is_a_merge_not_motion() -> None:
     xs, zs = line((1.5, -16.0), (0.0, 9.0), seconds=0.5)
     rows = np.round((zs + 16.0) / 2.8) * 2.8 - 16.0
     assert not range_jumps(history(xs, rows), ReflexConfig(), 0.75)
+
+
+def test_a_passer_by_merged_with_a_car_behind_is_placed_by_its_ground_contact() -> None:
+    # Walking past 3.2 m ahead while merged with a car farther out: the box centre stays put, the
+    # contact (range and its bearing) moves sideways. Placed by the box centre, a shrinking range
+    # at a fixed bearing reads as walking straight at the wearer.
+    xs, zs = line((3.5, 3.2), (-1.3, 0.0))
+    observations = history(xs, zs)
+    frozen = observations[0].box.yaw
+    merged = [replace(obs, box=obs.box.model_copy(update={"yaw": frozen}), contact_yaw=obs.box.yaw)
+              for obs in observations]
+    assert assess(merged, ReflexConfig()).reason != "approaching fast"
+    by_box = [replace(obs, contact_yaw=None) for obs in merged]
+    assert assess(by_box, ReflexConfig()).reason == "approaching fast"
