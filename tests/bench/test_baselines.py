@@ -34,3 +34,25 @@ def test_report_marks_rows_as_published(tmp_path: Path) -> None:
     report = (tmp_path / "report.md").read_text()
     section = report.split("## Published baselines (published figures, not re-run here)")[1]
     assert "ExampleMethod" in section.split("##")[0] and "Source: src" in section
+
+
+def test_shipped_rows_are_the_papers_tables() -> None:
+    rows = load_baselines().rows
+    assert len(rows) == 48 and {row.table for row in rows} == {"2", "3", "4"}
+    # The paper's headline: Qwen3-VL + SAM2 on VIEW360+ (Table 3).
+    best = next(r for r in rows if r.method == "Qwen3-VL+SAM2" and r.dataset == "VIEW360+")
+    assert (best.cap, best.iou, best.fsc, best.fpe) == (21.97, 26.23, 20.89, 0.59)
+
+
+def test_published_fsc_is_one_of_our_two_aggregations() -> None:
+    # The mean of per-entity harmonic means never exceeds the harmonic mean of the means (the
+    # harmonic mean is concave), so every published Fsc must be at or below the harmonic mean of
+    # its row's Cap and IoU: a row above it is a transcription error.
+    checked = 0
+    for row in load_baselines().rows:
+        if None in (row.cap, row.iou, row.fsc):
+            continue
+        of_means = 2 * row.cap * row.iou / (row.cap + row.iou)
+        assert row.fsc <= of_means + 0.015, (row.method, row.dataset, row.role)
+        checked += 1
+    assert checked == 30
