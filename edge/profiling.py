@@ -108,6 +108,25 @@ class RateMeter:
         return 0.0 if span <= 0 else (len(self._times) - 1) / span
 
 
+class ModelStageReport(BaseModel):
+    """One optional model stage over a run: what it was asked, what it did, how fast it ran."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(description="'background' (latest job wins, the loop never waits) or 'synchronous'")
+    started: int = Field(0, description="runs that began")
+    finished: int = Field(0, description="runs that returned a result")
+    failed: int = Field(0, description="runs that raised (the error is reported, the loop goes on)")
+    abandoned: int = Field(0, description="runs stopped in flight when the loop ended (not a failure)")
+    dropped: int = Field(0, description="jobs still waiting when the loop ended, never started")
+    skipped: int = Field(0, description="jobs replaced by a newer one before they started")
+    latency_ms: StageLatency | None = Field(None, description="finished runs' latency")
+    busy_s: float = Field(0.0, description="the stage's own wall time: its finished and failed runs' durations")
+    rate_hz: float = Field(0.0, description="finished runs per second of the stage's own wall time")
+    errors: list[str] = Field(default_factory=list, description="the last few failures")
+    still_running: bool = Field(False, description="a run outlived the bounded join (a call that cannot be stopped)")
+
+
 class ProfileReport(BaseModel):
     """What `--profile out.json` writes and `vigil360 bench loop` prints."""
 
@@ -125,7 +144,9 @@ class ProfileReport(BaseModel):
     frame_to_speech_ms: StageLatency | None = Field(
         None, description="from the frame being read to its audio being synthesised (off the hot path)",
     )
-    model_rates_hz: dict[str, float] = Field(default_factory=dict, description="optional model stages' rate")
+    mode: str = Field("realtime", description="'realtime' (models in the background) or 'offline' (every frame "
+                                               "waits for its scheduled model results: independent of speed)")
+    model_stages: dict[str, ModelStageReport] = Field(default_factory=dict, description="optional model stages")
     alerts: int = 0
     spoken: int = 0
     dropped_alerts: int = 0
