@@ -1,8 +1,9 @@
 """Model fusion: feed the optional model stages (SAM2, VLM grounder, captioner) and fold what
 they return into the loop's entities.
 
-The stages run in worker threads (`model_stages`); results are collected without blocking on
-the loop thread. SAM2 masks refine the record of announced entities; a grounded box refines the
+In real time the stages run in worker threads (`model_stages`) and results are collected without
+blocking the loop thread; offline they run synchronously, so results do not depend on speed.
+SAM2 masks refine the record of announced entities; a grounded box refines the
 live entity it overlaps (or makes a VLM-only entity for what motion could not see, announced
 through the same gate); a caption replaces the reflex tier's words for its entity.
 """
@@ -46,18 +47,23 @@ class CaptionLanded:
 
 
 class ModelFusion:
+    """`synchronous`: stages run on the loop thread (offline mode). `now(frame)`: the clock that
+    paces grounding and gates alerts - the frame's read time in real time, its video time offline."""
+
     def __init__(self, settings: Callable[[], Settings], timer: StageTimer, fps: float, registry: EntityRegistry,
-                 policy: AlertPolicy, *, mask_tracker=None, grounder=None, captioner=None) -> None:
+                 policy: AlertPolicy, *, mask_tracker=None, grounder=None, captioner=None,
+                 synchronous: bool = False, now: Callable[[Frame], float] = lambda frame: frame.read_at) -> None:
         self._settings = settings  # read at use: the server may change settings while running
         self._fps = fps
         self._registry = registry
         self._policy = policy
+        self._now = now
         current = settings()
         view_size = current.loop.view_size
-        self.sam2 = None if mask_tracker is None else MaskTrackerStage(mask_tracker, timer)
-        self.grounder = None if grounder is None else GrounderStage(grounder, timer, view_size)
+        self.sam2 = None if mask_tracker is None else MaskTrackerStage(mask_tracker, timer, synchronous)
+        self.grounder = None if grounder is None else GrounderStage(grounder, timer, view_size, synchronous)
         self.captioner = None if captioner is None else CaptionerStage(
-            captioner, timer, view_size, current.vlm.clip_size, current.vlm.dim)
+            captioner, timer, view_size, current.vlm.clip_size, current.vlm.dim, synchronous)
         # Recent frames for the captioner, with their times (the reflex mask history is keyed by time).
         self._clip: deque[tuple[float, np.ndarray]] = deque(maxlen=current.loop.caption_clip_frames)
         self._last_grounding = -1e9
@@ -88,16 +94,14 @@ class ModelFusion:
 
     def feed(self, tracks: list, frame: Frame) -> None:
         registry = self._registry
-        if self.captioner is not None:
-            self.captioner.pump()
         new_flags = [t for t in tracks if t.flagged and registry.for_track(t.track_id).announced_frame == frame.index]
         if self.sam2 is not None:
             seeds = [(registry.id_for_track(t.track_id), t.box) for t in new_flags]
             self.sam2.submit(frame.index, frame.image, seeds)
         if self.grounder is not None:
-            periodic = frame.read_at - self._last_grounding >= self._settings().loop.grounder_period_s
+            periodic = self._now(frame) - self._last_grounding >= self._settings().loop.grounder_period_s
             if new_flags or periodic:
-                self._last_grounding = frame.read_at
+                self._last_grounding = self._now(frame)
                 trigger = new_flags[0].box if new_flags else None
                 context = ("a moving entity was flagged here: " + new_flags[0].reason) if new_flags else \
                     "a wearable 360-degree camera's surroundings"
@@ -163,7 +167,7 @@ class ModelFusion:
             risk = found.confidence if found.confidence is not None else 0.5
             if entity.announced_frame is not None or found.role == "related":
                 continue
-            if not self._policy.due(entity.entity_id, risk, frame.read_at):
+            if not self._policy.due(entity.entity_id, risk, self._now(frame)):
                 continue
             source_frame = Frame(grounding.frame_index, grounding.frame_time_s, frame.image, frame.read_at)
             alert(entity, source_frame, AlertRequest(

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -27,6 +27,7 @@ from vigil360.edge.announce import SpeechQueue, Utterance
 from vigil360.edge.entities import Entity, EntityRegistry
 from vigil360.edge.events import AlertEvent, CaptionEvent
 from vigil360.edge.fusion import CaptionLanded, ModelFusion
+from vigil360.edge.model_stages import FINISH_GRACE_S, shut_down
 from vigil360.edge.outputs import SideEvents, Sinks, record_reflex_masks
 from vigil360.edge.preview import AnnotatedVideo, Outline, Preview
 from vigil360.edge.profiling import RateMeter, Samples, StageTimer, rss_mb
@@ -36,7 +37,12 @@ from vigil360.edge.source import Frame, FrameSource
 from vigil360.errors import UserError
 from vigil360.records import describe_validation_error
 
-__all__ = ["RUNTIME_SETTINGS", "EdgeLoop", "LoopStatus", "RunSummary"]
+__all__ = ["RUNTIME_SETTINGS", "EdgeLoop", "LoopMode", "LoopStatus", "RunSummary"]
+
+# "realtime": the wearer's loop - model stages in the background, alerts never wait for them, cooldowns
+# on the wall clock. "offline" (bench runs): every frame waits for the model results it scheduled and
+# every clock is the video's, so predictions do not depend on the machine's speed or load.
+LoopMode = Literal["realtime", "offline"]
 
 # Settings a running loop accepts from `update_settings`; everything else needs a restart.
 RUNTIME_SETTINGS: dict[str, set[str]] = {
@@ -53,7 +59,12 @@ class EdgeLoop:
     def __init__(self, source: FrameSource, settings: Settings | None = None, *, speaker=None,
                  recorder: PredictionRecorder | None = None, perception=None, mask_tracker=None,
                  grounder=None, captioner=None, annotated_video: str | Path | None = None,
-                 max_frames: int | None = None, track_masks: bool = False) -> None:
+                 max_frames: int | None = None, track_masks: bool = False, mode: LoopMode = "realtime",
+                 finish_grace_s: float = FINISH_GRACE_S) -> None:
+        if mode not in ("realtime", "offline"):
+            raise UserError(f"loop mode {mode!r}: use 'realtime' or 'offline'")
+        self.mode = mode
+        self.finish_grace_s = finish_grace_s  # how long a model run in flight may land at the end
         self.source = source
         self.settings = settings or Settings()
         self.speaker = speaker
@@ -70,7 +81,8 @@ class EdgeLoop:
         self.entities = EntityRegistry()
         self.policy = AlertPolicy(self.settings.speech)
         self.fusion = ModelFusion(lambda: self.settings, self.timer, source.fps, self.entities, self.policy,
-                                  mask_tracker=mask_tracker, grounder=grounder, captioner=captioner)
+                                  mask_tracker=mask_tracker, grounder=grounder, captioner=captioner,
+                                  synchronous=mode == "offline", now=self._now)
         self.sinks = Sinks()
         self.side_events = SideEvents(self.sinks, source.width, source.height, track_masks=track_masks)
         self.preview = Preview(self._label)
@@ -149,6 +161,10 @@ class EdgeLoop:
         speech = self.settings.speech
         return self.speaker is not None and speech.enabled and not speech.muted
 
+    def _now(self, frame: Frame) -> float:
+        """The clock decisions are paced by (cooldowns, grounding period): see `LoopMode`."""
+        return frame.time_s if self.mode == "offline" else frame.read_at
+
     def _label(self, entity_id: str) -> str:
         entity = self.entities.get(entity_id)
         return entity_id if entity is None or entity.caption is None else f"{entity_id} {entity.caption.text()}"
@@ -202,9 +218,9 @@ class EdgeLoop:
         with self.timer.stage("decide"):
             live, retired = self.entities.update(tracks, frame.index, self.fusion.vlm_recent_frames())
             self.fusion.retire(retired)
-            self.policy.forget(live, frame.read_at)
+            self.policy.forget(live, self._now(frame))
             self._collect_models(frame)
-            for entity, request in self.policy.reflex_due(tracks, self.entities, frame.read_at):
+            for entity, request in self.policy.reflex_due(tracks, self.entities, self._now(frame)):
                 self._alert(entity, frame, request)
         # Where a sentence would be ready on every frame (alerts are few; this has many samples).
         self.timer.add("to_decision", (time.perf_counter() - frame.read_at) * 1000.0)
@@ -215,6 +231,8 @@ class EdgeLoop:
             self.side_events.emit(tracks, frame, self.entities, self.settings.loop, fps=self._fps,
                                   frames=self.frames, dropped_frames=self.source.dropped, timer=self.timer)
             self.fusion.feed(tracks, frame)
+            if self.mode == "offline":
+                self._collect_models(frame)  # this frame's model results, computed just now
         outlines: list[Outline] = [(self.entities.id_for_track(t.track_id), t.box, t.flagged) for t in tracks]
         if self.annotated is not None:
             with self.timer.stage("annotate"):
@@ -268,10 +286,8 @@ class EdgeLoop:
             if self.speaker is not None:
                 stack.callback(self.speaker.close)
             stack.callback(self.source.close)
-            for worker in self.fusion.workers():
-                stack.callback(worker.close)
-            # Let model stages land what they are working on (bounded) before they are stopped.
-            for worker in self.fusion.workers():
-                worker.wait_idle(timeout=10.0)
+            # Model stages end within a few seconds whatever they are doing (`shut_down` states the
+            # policy: waiting jobs dropped, a run in flight stopped after a short grace; counted).
+            shut_down(self.fusion.workers(), grace_s=self.finish_grace_s)
             if self._frame is not None:
                 self._collect_models(self._frame)

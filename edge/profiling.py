@@ -153,3 +153,21 @@ class ProfileReport(BaseModel):
     rss_start_mb: float
     rss_end_mb: float
     peak_rss_mb: float
+
+
+def model_stage_lines(stages: dict[str, ModelStageReport]) -> list[str]:
+    """One line per model stage for a run summary: runs, latency, rate over the stage's own time,
+    and what the end of the run abandoned."""
+    lines = []
+    for name, stage in stages.items():
+        latency = stage.latency_ms
+        timing = "no finished run" if latency is None else (
+            f"p50 {latency.p50_ms:.0f} ms, p95 {latency.p95_ms:.0f} ms; "
+            f"{stage.rate_hz:.3g} runs/s over its own {stage.busy_s:.1f} s")
+        lines.append(f"model stage {name} ({stage.mode}): {stage.started} started, {stage.finished} finished, "
+                     f"{stage.failed} failed, {stage.abandoned} abandoned in flight, {stage.dropped} dropped "
+                     f"waiting, {stage.skipped} skipped (superseded); {timing}")
+        if stage.still_running:
+            lines.append(f"model stage {name}: a call that cannot be stopped is still running; exit waits for it")
+        lines.extend(f"model stage {name} error: {error}" for error in stage.errors)
+    return lines

@@ -241,6 +241,8 @@ def assemble_loop(source: str | None, settings, *, out: Path | None = None, spee
 
 
 def _print_summary(summary, entities, speaker, truth: Path | None) -> None:
+    from vigil360.edge.profiling import model_stage_lines
+
     p = summary.profile
     latency = p.frame_to_sentence_ms
     lines = [
@@ -257,8 +259,7 @@ def _print_summary(summary, entities, speaker, truth: Path | None) -> None:
     lines.append(f"predictions: {summary.predictions} (valid schema record, {len(entities)} entities)")
     if truth is not None:
         lines.append(f"ground truth: {truth} (score with `vigil360 bench score`)")
-    if p.model_rates_hz:
-        lines.append("model stages (runs/s): " + ", ".join(f"{k} {v:.2f}" for k, v in p.model_rates_hz.items()))
+    lines.extend(model_stage_lines(p.model_stages))
     stages = ", ".join(f"{k} {v.p50_ms:.1f}/{v.p95_ms:.1f}" for k, v in p.stages.items())
     lines.append(f"stages p50/p95 ms: {stages}")
     lines.append(f"memory: {p.rss_start_mb:.0f} -> {p.rss_end_mb:.0f} MiB (peak {p.peak_rss_mb:.0f})")
