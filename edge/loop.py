@@ -205,7 +205,8 @@ class EdgeLoop:
             self._running = False
             frames.close()  # stops a source's reader thread before the source itself is closed
             self._finish()
-            self.summary = summarise(self, wall, rss_start, stopped)
+            finish_s = time.perf_counter() - start - wall
+            self.summary = summarise(self, wall, rss_start, stopped, finish_s)
         return self.summary
 
     def _step(self, frame: Frame) -> None:

@@ -144,6 +144,7 @@ class ProfileReport(BaseModel):
     frame_to_speech_ms: StageLatency | None = Field(
         None, description="from the frame being read to its audio being synthesised (off the hot path)",
     )
+    finish_s: float = Field(0.0, description="from the loop's last frame to every stage and output closed")
     mode: str = Field("realtime", description="'realtime' (models in the background) or 'offline' (every frame "
                                                "waits for its scheduled model results: independent of speed)")
     model_stages: dict[str, ModelStageReport] = Field(default_factory=dict, description="optional model stages")

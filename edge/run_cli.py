@@ -266,6 +266,8 @@ def _print_summary(summary, entities, speaker, truth: Path | None) -> None:
     if truth is not None:
         lines.append(f"ground truth: {truth} (score with `vigil360 bench score`)")
     lines.extend(model_stage_lines(p.model_stages))
+    if p.model_stages:
+        lines.append(f"end of run: model stages and outputs closed in {p.finish_s:.1f} s after the last frame")
     stages = ", ".join(f"{k} {v.p50_ms:.1f}/{v.p95_ms:.1f}" for k, v in p.stages.items())
     lines.append(f"stages p50/p95 ms: {stages}")
     lines.append(f"memory: {p.rss_start_mb:.0f} -> {p.rss_end_mb:.0f} MiB (peak {p.peak_rss_mb:.0f})")

@@ -39,7 +39,7 @@ class RunSummary(BaseModel):
     error: str | None = None
 
 
-def summarise(loop, wall: float, rss_start: float, stopped: bool) -> RunSummary:
+def summarise(loop, wall: float, rss_start: float, stopped: bool, finish_s: float = 0.0) -> RunSummary:
     """The summary of a finished run of `loop` (an `EdgeLoop`)."""
     speaker = loop.speaker
     spoken = speaker.spoken_count if speaker is not None else 0
@@ -52,7 +52,7 @@ def summarise(loop, wall: float, rss_start: float, stopped: bool) -> RunSummary:
         wall_s=round(wall, 3), fps=round(loop.frames / wall, 2) if wall > 0 else 0.0,
         stages=loop.timer.summary(), frame_to_sentence_ms=loop.latency.summary(),
         frame_to_speech_ms=speech_latency.summary(),
-        mode=loop.mode, model_stages={w.name: w.report() for w in workers},
+        finish_s=round(finish_s, 3), mode=loop.mode, model_stages={w.name: w.report() for w in workers},
         alerts=loop.policy.count, spoken=spoken, dropped_alerts=queue.dropped_stale + queue.dropped_full,
         rss_start_mb=round(rss_start, 1), rss_end_mb=round(rss_mb(), 1), peak_rss_mb=round(peak_rss_mb(), 1),
     )
