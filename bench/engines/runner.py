@@ -71,6 +71,8 @@ class VideoRunner:
                 result.seconds = round(time.perf_counter() - start, 3)
                 return result, None
             result.frames, result.alerts = summary.frames, summary.alerts
-            result.model_runs = {name: stage.finished for name, stage in summary.profile.model_stages.items()}
+            stages = summary.profile.model_stages
+            result.model_runs = {name: stage.finished for name, stage in stages.items()}
+            result.model_busy_s = {name: stage.busy_s for name, stage in stages.items()}
             result.seconds = round(time.perf_counter() - start, 3)
             return result, predictions.read_text(encoding="utf-8")

@@ -40,6 +40,7 @@ class VideoResult(BaseModel):
     alerts: int = 0
     seconds: float = Field(0.0, description="wall time of this video on its worker (decode + loop + record)")
     model_runs: dict[str, int] = Field(default_factory=dict, description="finished runs per model stage")
+    model_busy_s: dict[str, float] = Field(default_factory=dict, description="seconds spent in each model stage")
     error: str | None = Field(None, description="why the video has no predictions (it is redone on a rerun)")
 
 
