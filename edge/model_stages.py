@@ -10,6 +10,7 @@ Offline (bench runs), stages are synchronous: results do not depend on the machi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -47,6 +48,17 @@ def _lower_priority() -> None:
             pass
 
 
+def _restore_priority(native_id: int | None) -> None:
+    """Give a stopping model thread the loop's priority back: once the loop has ended nothing needs
+    the CPU more, and a niced thread on a busy machine can take seconds to reach the point where it
+    notices the stop. Raising priority may need privileges (CAP_SYS_NICE); without them the thread
+    keeps its nice value and only stops later."""
+    if native_id is None or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, native_id, os.getpriority(os.PRIO_PROCESS, 0))
+
+
 # End-of-run policy (see `shut_down`): a run in flight gets this long to land its result...
 FINISH_GRACE_S = 1.0
 # ...then it is stopped and its thread joined within this long. Both bound the exit: the wearer's
@@ -78,6 +90,7 @@ class StageWorker:
         self._intake_closed = False
         self._stopping = False
         self._stopper: Any = None  # models.runtime.RunStopper of the worker thread, once it runs
+        self._native_id: int | None = None
         self.counts = {"started": 0, "finished": 0, "failed": 0, "abandoned": 0, "dropped": 0, "skipped": 0}
         self.busy_s = 0.0
         self.errors: deque[str] = deque(maxlen=20)
@@ -118,6 +131,7 @@ class StageWorker:
     def _serve(self) -> None:
         from vigil360.models.runtime import RunStopper, bind_stopper
 
+        self._native_id = threading.get_native_id()
         _lower_priority()
         self._stopper = RunStopper()
         bind_stopper(self._stopper)
@@ -191,6 +205,8 @@ class StageWorker:
             self._cond.notify_all()
         if self._stopper is not None:
             self._stopper.stop()
+        if self._thread is not None and self._thread.is_alive():
+            _restore_priority(self._native_id)
 
     def join(self, timeout: float) -> bool:
         """True when the thread has ended (always, for a synchronous worker)."""

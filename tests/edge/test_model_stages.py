@@ -170,3 +170,24 @@ def test_model_threads_yield_the_cpu_to_the_hot_path():
     assert nice >= MODEL_NICE
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < MODEL_NICE, "the loop thread is not niced"
     worker.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread nice is a Linux feature")
+def test_a_stopping_model_thread_gets_the_loop_priority_back():
+    worker = StageWorker("vlm", StageTimer())
+    started, release, seen = threading.Event(), threading.Event(), []
+
+    def job():
+        started.set()
+        release.wait(30)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    worker.submit(job)
+    assert started.wait(30)
+    worker.stop()
+    release.set()
+    assert worker.join(30)
+    loop_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if seen[0] != loop_nice and os.geteuid() != 0:
+        pytest.skip("raising a thread's priority needs CAP_SYS_NICE here")
+    assert seen == [loop_nice]
