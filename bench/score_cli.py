@@ -231,6 +231,7 @@ def run_dataset(
     score: bool = typer.Option(True, "--score/--no-score", help="score the predictions when the run ends"),
     judge: str = typer.Option("none", "--judge", help="OpenAI-compatible base URL (…/v1) or 'none'"),
     judge_model: str = typer.Option("gpt-4o-mini", "--judge-model"),
+    judge_concurrency: int = typer.Option(8, "--judge-concurrency", min=1, help="judge requests in flight"),
     threshold: float = typer.Option(0.5, "--threshold", help="IoU for a match"),
     embed: bool | None = typer.Option(None, "--embed/--no-embed", help="offline MiniLM caption score"),
 ) -> None:
@@ -257,7 +258,8 @@ def run_dataset(
                    + "; ".join(f"{r.video_id}: {r.error}" for r in outcome.failed[:5]), err=True)
     if score:
         _score_and_report(outcome.predictions, gt or data, out / "score", judge=judge, judge_model=judge_model,
-                          threshold=threshold, embed=embed, system="vigil360 (offline mode: synchronous model stages)")
+                          judge_concurrency=judge_concurrency, threshold=threshold, embed=embed,
+                          system="vigil360 (offline mode: synchronous model stages)")
     if outcome.failed:
         raise typer.Exit(1)
 
