@@ -110,9 +110,8 @@ class StageWorker:
         return self.counts["skipped"]
 
     def submit(self, job: Callable[[], Any]) -> None:
-        if self._thread is None:
-            if not self._intake_closed:
-                self._execute(job)
+        if self._thread is None and not self._intake_closed:
+            self._execute(job)
             return
         with self._cond:
             if self._intake_closed:
@@ -123,10 +122,6 @@ class StageWorker:
                 self.counts["skipped"] += 1
             self._jobs.append(job)
             self._cond.notify_all()
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._jobs and not self.busy
 
     def _serve(self) -> None:
         from vigil360.models.runtime import RunStopper, bind_stopper
