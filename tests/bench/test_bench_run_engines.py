@@ -124,3 +124,16 @@ def test_a_killed_ray_job_resumes_with_only_the_unfinished_videos(cluster, clips
     assert sorted(rerun) == sorted(all_videos - done_before), "the rerun redid exactly the unfinished videos"
     assert {p.stem for p in (out / "predictions").glob("*.jsonl")} == all_videos
     assert not list((out / "predictions").glob(".*")), "partial files of the killed attempts are gone"
+
+
+def test_run_speed_reports_videos_per_minute_per_worker_count(cluster, clips, capsys):
+    """The benchmark behind BENCHMARKS.md, cut short (20 frames per video: no model runs)."""
+    try:
+        cli_main(["bench", "run-speed", "--data", str(clips), "--workers", "1", "--no-local", "--max-frames", "20"])
+    except SystemExit as exit_:
+        assert exit_.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "offline mode" in printed
+    (row,) = [line for line in printed.splitlines() if line.startswith("| ray |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:3] == ["1", "6"] and float(cells[4]) > 0 and cells[6] == "[1]"
