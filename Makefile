@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[export,bench,dev]"
+	$(BIN)/pip install -q -e ".[export,bench,cluster,dev]"
 	# sam2 declares torchvision, which does not import beside the CPU torch wheel and would
 	# drag in a CUDA build: install it without dependencies (it needs none beyond the above).
 	SAM2_BUILD_CUDA=0 $(BIN)/pip install -q --no-build-isolation --no-deps "sam2==1.1.0"

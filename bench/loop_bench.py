@@ -83,7 +83,7 @@ def loop_command(
     from vigil360.config import Settings
     from vigil360.edge.announce import SpeechQueue
     from vigil360.edge.loop import EdgeLoop
-    from vigil360.edge.profiling import rss_mb
+    from vigil360.edge.profiling import model_stage_lines, rss_mb
     from vigil360.edge.recorder import PredictionRecorder
     from vigil360.edge.run_cli import load_mask_tracker, load_vlm
     from vigil360.edge.speech import Speaker
@@ -135,8 +135,8 @@ def loop_command(
             f"p50 {latency.p50_ms:.1f} ms, p95 {latency.p95_ms:.1f} ms (n={latency.count})"
         print(f"{label}: {text}")
     print(f"alerts {report.alerts}, spoken {report.spoken}, speech dropped (stale/superseded) {report.dropped_alerts}")
-    if report.model_rates_hz:
-        print("model stages (runs per second): " + ", ".join(f"{k} {v:.2f}" for k, v in report.model_rates_hz.items()))
+    for line in model_stage_lines(report.model_stages):
+        print(line)
     print(f"memory: RSS {report.rss_start_mb:.0f} MiB at start -> {report.rss_end_mb:.0f} MiB at end "
           f"(peak {report.peak_rss_mb:.0f} MiB)")
     growth = memory_growth(memory)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from vigil360.bench.cli import bench_app
+from vigil360.bench.engines.runner import SystemSpec
 from vigil360.errors import UserError
 
 _SCORE_HELP = """Score predictions against ground truth (VIEW360+ metrics: IoU, Cap, Fsc, FPE, and more).
@@ -193,7 +194,23 @@ def import_view360(
     typer.echo(f"wrote {len(records)} ground-truth video(s) to {out}")
 
 
-@bench_app.command("run")
+_RUN_HELP = """Run the loop over every video of a dataset folder, then score the predictions (both resumable).
+
+The loop runs in offline mode (every frame waits for its scheduled SAM2/VLM results), so the
+predictions are the same on any machine and with either engine. With --engine ray each worker is
+a Ray actor that loads SAM2 and the VLM once; videos and models must be readable at the same
+paths on every node (shared storage); predictions are written where this command runs.
+
+Examples:
+
+  vigil360 bench run --data clips/ --out runs/bench --sam2 exports/sam2
+
+  vigil360 bench run --data /shared/view360 --out runs/v360 --engine ray --address auto \\
+      --sam2 /shared/exports/sam2 --vlm /shared/exports/vlm --gpus-per-worker 0.5
+"""
+
+
+@bench_app.command("run", help=_RUN_HELP)
 def run_dataset(
     system: str = typer.Option("vigil360", "--system", help="the system to run (only vigil360 is built in)"),
     data: Path = typer.Option(..., "--data", help="folder of <video_id>.mp4 (+ <video_id>.gt.json)"),
@@ -203,18 +220,52 @@ def run_dataset(
     sam2: str | None = typer.Option(None, "--sam2", help="exported SAM2 model folder"),
     vlm: str | None = typer.Option(None, "--vlm", help="VLM model folder or server URL"),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="frames per video (smoke runs)"),
+    engine: str = typer.Option("local", "--engine", help="local (one process) or ray (actors on a cluster)"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster: auto, ray://HOST:PORT, or a GCS "
+                                                               "address (default: start Ray on this machine)"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray actors (default: as resources allow)"),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0.0, help="CPUs reserved per actor"),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs per actor (0.5: two share)"),
+    threads: int | None = typer.Option(None, "--threads", min=1,
+                                       help="model threads per worker (default: all cores but one; ray: its CPUs)"),
+    score: bool = typer.Option(True, "--score/--no-score", help="score the predictions when the run ends"),
     judge: str = typer.Option("none", "--judge", help="OpenAI-compatible base URL (…/v1) or 'none'"),
     judge_model: str = typer.Option("gpt-4o-mini", "--judge-model"),
+    judge_concurrency: int = typer.Option(8, "--judge-concurrency", min=1, help="judge requests in flight"),
     threshold: float = typer.Option(0.5, "--threshold", help="IoU for a match"),
     embed: bool | None = typer.Option(None, "--embed/--no-embed", help="offline MiniLM caption score"),
 ) -> None:
-    """Run the loop over every video of a dataset folder, then score the predictions (both resumable)."""
-    from vigil360.bench.system_run import run_system
+    from vigil360.bench.system_run import ClusterOptions, run_system
+    from vigil360.config import Settings
 
     if system != "vigil360":
         raise UserError(f"--system {system!r}: only 'vigil360' runs here; score other systems' files with "
                         "`vigil360 bench score`")
-    predictions = run_system(data, out, settings_file=settings_file, sam2=sam2, vlm=vlm, max_frames=max_frames,
-                             progress=sys.stderr.isatty())
-    _score_and_report(predictions, gt or data, out / "score", judge=judge, judge_model=judge_model,
-                      threshold=threshold, embed=embed, system=system)
+    settings = Settings.from_file(settings_file) if settings_file else Settings()
+    if engine == "ray" and threads is None:
+        threads = max(1, int(cpus_per_worker))
+    spec = SystemSpec(settings=settings.model_dump(mode="json"), sam2=_absolute(sam2), vlm=_absolute(vlm),
+                      max_frames=max_frames, threads=threads)
+    cluster = ClusterOptions(address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+                             gpus_per_worker=gpus_per_worker)
+    outcome = run_system(data, out, spec, engine=engine, cluster=cluster, progress=sys.stderr.isatty())
+    done = [r for r in outcome.ran if r.error is None]
+    if done:
+        typer.echo(f"{len(done)} video(s) in {outcome.seconds:.1f} s "
+                   f"({60 * len(done) / outcome.seconds:.2f} videos/min, {engine} engine, offline mode)")
+    if outcome.failed:
+        typer.echo(f"{len(outcome.failed)} video(s) failed (rerun to retry them): "
+                   + "; ".join(f"{r.video_id}: {r.error}" for r in outcome.failed[:5]), err=True)
+    if score:
+        _score_and_report(outcome.predictions, gt or data, out / "score", judge=judge, judge_model=judge_model,
+                          judge_concurrency=judge_concurrency, threshold=threshold, embed=embed,
+                          system="vigil360 (offline mode: synchronous model stages)")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _absolute(spec: str | None) -> str | None:
+    """Model folders as absolute paths (Ray workers do not share the driver's working directory)."""
+    if spec is None or "://" in spec:
+        return spec
+    return str(Path(spec).resolve())

@@ -1,14 +1,16 @@
 """Optional model stages (SAM2 tracker, VLM grounder and captioner) in worker threads.
 
-The reflex tier's alerts never wait for a model: each stage runs in its own thread on the
-newest job only (a job not yet started is replaced by a newer one and counted as skipped), and
-the loop collects finished results without blocking. Views for the models are cut from the
+In real time the reflex tier's alerts never wait for a model: each stage runs in its own thread
+on the newest job only (a job not yet started is replaced by a newer one and counted as skipped),
+and the loop collects finished results without blocking. Views for the models are cut from the
 frame in the worker, not on the loop thread. Models run at whatever rate the hardware allows;
-the rate is measured and reported.
+each stage reports its runs (started, finished, failed, abandoned) and its rate over its own time.
+Offline (bench runs), stages are synchronous: results do not depend on the machine's speed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -22,7 +24,7 @@ import numpy as np
 
 from vigil360 import masks
 from vigil360.edge.geometry import mask_to_anglebox
-from vigil360.edge.profiling import RateMeter, StageTimer
+from vigil360.edge.profiling import ModelStageReport, RateMeter, StageTimer
 from vigil360.edge.views import View, ViewSampler, horizon_tiles
 from vigil360.schema import RLE, AngleBox, Caption, Role
 
@@ -46,59 +48,128 @@ def _lower_priority() -> None:
             pass
 
 
-class LatestWorker:
-    """One thread, one pending job (latest wins), finished results collected by `drain()`."""
+def _restore_priority(native_id: int | None) -> None:
+    """Give a stopping model thread the loop's priority back: once the loop has ended nothing needs
+    the CPU more, and a niced thread on a busy machine can take seconds to reach the point where it
+    notices the stop. Raising priority may need privileges (CAP_SYS_NICE); without them the thread
+    keeps its nice value and only stops later."""
+    if native_id is None or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, native_id, os.getpriority(os.PRIO_PROCESS, 0))
 
-    def __init__(self, name: str, timer: StageTimer) -> None:
+
+# End-of-run policy (see `shut_down`): a run in flight gets this long to land its result...
+FINISH_GRACE_S = 1.0
+# ...then it is stopped and its thread joined within this long. Both bound the exit: the wearer's
+# device, or a batch job, must not hang on a caption nobody will hear.
+JOIN_S = 2.0
+
+
+class StageWorker:
+    """Runs one model stage's jobs, in its own thread (background) or on the caller's (synchronous).
+
+    Background (the wearer's real-time mode): at most `pending` jobs wait - with 1 the newest
+    replaces the waiting one (latest wins), with more they wait first in, first out and the
+    oldest is dropped when full; either way a job replaced before it started is counted as
+    skipped. Finished results are collected by `drain()` without blocking.
+    Synchronous (offline bench runs): `submit` runs the job at once, so each frame gets the
+    results it scheduled whatever the machine's speed, and nothing is ever in flight at the end.
+    """
+
+    def __init__(self, name: str, timer: StageTimer, *, synchronous: bool = False, pending: int = 1,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.name = name
         self._timer = timer
-        self._job: Callable[[], Any] | None = None
+        self._clock = clock
+        self.synchronous = synchronous
+        self._jobs: deque[Callable[[], Any]] = deque()
+        self._pending = pending
         self._cond = threading.Condition()
         self._results: deque[Any] = deque(maxlen=64)
-        self._stop = False
-        self.skipped = 0
+        self._intake_closed = False
+        self._stopping = False
+        self._stopper: Any = None  # models.runtime.RunStopper of the worker thread, once it runs
+        self._native_id: int | None = None
+        self.counts = {"started": 0, "finished": 0, "failed": 0, "abandoned": 0, "dropped": 0, "skipped": 0}
+        self.busy_s = 0.0
         self.errors: deque[str] = deque(maxlen=20)
-        self.rate = RateMeter(window_s=30.0)
+        self.rate = RateMeter(window_s=30.0)  # live rate for status; the report uses the stage's own time
         self.busy = False
-        self._thread = threading.Thread(target=self._run, name=f"vigil360-{name}", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if not synchronous:
+            # Not a daemon: the interpreter must never finish while a native model call runs in
+            # this thread (onnxruntime then aborts the process: "terminate called without an
+            # active exception"). `shut_down` stops it; an idle worker whose owner forgot to also
+            # leaves once the main thread has ended.
+            self._thread = threading.Thread(target=self._serve, name=f"vigil360-{name}", daemon=False)
+            self._thread.start()
+
+    @property
+    def skipped(self) -> int:
+        return self.counts["skipped"]
 
     def submit(self, job: Callable[[], Any]) -> None:
+        if self._thread is None and not self._intake_closed:
+            self._execute(job)
+            return
         with self._cond:
-            if self._job is not None:
-                self.skipped += 1
-            self._job = job
-            self._cond.notify()
+            if self._intake_closed:
+                self.counts["dropped"] += 1
+                return
+            if len(self._jobs) >= self._pending:
+                self._jobs.popleft()
+                self.counts["skipped"] += 1
+            self._jobs.append(job)
+            self._cond.notify_all()
 
-    def idle(self) -> bool:
-        with self._cond:
-            return self._job is None and not self.busy
+    def _serve(self) -> None:
+        from vigil360.models.runtime import RunStopper, bind_stopper
 
-    def _run(self) -> None:
+        self._native_id = threading.get_native_id()
         _lower_priority()
+        self._stopper = RunStopper()
+        bind_stopper(self._stopper)
+        main = threading.main_thread()
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._job is not None or self._stop)
-                if self._stop:
+                while not self._jobs and not self._stopping:
+                    if not self._cond.wait(timeout=0.5) and not main.is_alive():
+                        return
+                if self._stopping:
                     return
-                job, self._job = self._job, None
+                job = self._jobs.popleft()
                 self.busy = True
-            start = time.perf_counter()
-            try:
-                result = job()
-            except Exception as error:  # noqa: BLE001 - a model failure is reported, the loop goes on
+            self._execute(job)
+
+    def _execute(self, job: Callable[[], Any]) -> None:
+        with self._cond:
+            self.counts["started"] += 1
+        start = self._clock()
+        result, outcome = None, "finished"
+        try:
+            result = job()
+        except Exception as error:  # noqa: BLE001 - a model failure is reported, the loop goes on
+            if self._stopping:
+                outcome = "abandoned"  # stopped on purpose at the end of the run
+            else:
+                outcome = "failed"
                 self.errors.append(f"{type(error).__name__}: {error}")
-                result = None
-            finally:
-                self._timer.add(self.name, (time.perf_counter() - start) * 1000.0)
+        finally:
+            elapsed = self._clock() - start
+            if outcome == "finished":
+                self._timer.add(self.name, elapsed * 1000.0)
                 self.rate.tick()
-                with self._cond:
-                    # The result lands before the worker reads as idle: `wait_idle` + `drain` at the
-                    # end of a run must see the last model result.
-                    if result is not None:
-                        self._results.append(result)
-                    self.busy = False
-                    self._cond.notify_all()
+            with self._cond:
+                self.counts[outcome] += 1
+                if outcome != "abandoned":
+                    self.busy_s += elapsed
+                # The result lands before the worker reads as idle: `wait_idle` + `drain` at the
+                # end of a run must see the last model result.
+                if result is not None:
+                    self._results.append(result)
+                self.busy = False
+                self._cond.notify_all()
 
     def drain(self) -> list[Any]:
         out = []
@@ -108,13 +179,73 @@ class LatestWorker:
 
     def wait_idle(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self._job is None and not self.busy, timeout)
+            return self._cond.wait_for(lambda: not self._jobs and not self.busy, timeout)
 
-    def close(self) -> None:
+    # --- end of run (see `shut_down`) -----------------------------------------------------
+
+    def close_intake(self) -> None:
+        """Accept no more jobs; drop the waiting ones (counted)."""
         with self._cond:
-            self._stop = True
+            self._intake_closed = True
+            self.counts["dropped"] += len(self._jobs)
+            self._jobs.clear()
+
+    def stop(self) -> None:
+        """Stop the run in flight (onnxruntime runs end at their next graph node) and the thread."""
+        with self._cond:
+            self._intake_closed = True
+            self._stopping = True
+            self.counts["dropped"] += len(self._jobs)
+            self._jobs.clear()
             self._cond.notify_all()
-        self._thread.join(timeout=5.0)
+        if self._stopper is not None:
+            self._stopper.stop()
+        if self._thread is not None and self._thread.is_alive():
+            _restore_priority(self._native_id)
+
+    def join(self, timeout: float) -> bool:
+        """True when the thread has ended (always, for a synchronous worker)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.alive()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self, grace_s: float = FINISH_GRACE_S, join_s: float = JOIN_S) -> None:
+        shut_down([self], grace_s, join_s)
+
+    def report(self) -> ModelStageReport:
+        with self._cond:
+            counts, busy_s = dict(self.counts), self.busy_s
+        return ModelStageReport(
+            mode="synchronous" if self.synchronous else "background", **counts,
+            latency_ms=self._timer.summary().get(self.name), busy_s=round(busy_s, 3),
+            rate_hz=round(counts["finished"] / busy_s, 4) if busy_s > 0 else 0.0,
+            errors=list(self.errors)[-3:], still_running=self.alive(),
+        )
+
+
+def shut_down(workers: list[StageWorker], grace_s: float = FINISH_GRACE_S, join_s: float = JOIN_S) -> None:
+    """End model stages at the end of a run, within about grace_s + join_s whatever they are doing.
+
+    Policy: jobs still waiting are dropped (counted as dropped: nobody would hear about a frame
+    that is gone); a run in flight may finish within `grace_s`, its result kept; after that it is
+    stopped - onnxruntime's `RunOptions.terminate`, counted as abandoned - and the threads are
+    joined within `join_s`. A call that cannot be stopped (a torch or HTTP backend) that outlives
+    the join is reported as still running; its thread is not a daemon, so the process waits for it
+    rather than exiting under it.
+    """
+    for worker in workers:
+        worker.close_intake()
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        worker.wait_idle(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        worker.stop()
+    deadline = time.monotonic() + join_s
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
 
 
 # --- SAM2 -------------------------------------------------------------------------------
@@ -141,9 +272,9 @@ class MaskTrackerStage:
 
     name = "sam2"
 
-    def __init__(self, tracker: MaskTracker, timer: StageTimer) -> None:
+    def __init__(self, tracker: MaskTracker, timer: StageTimer, synchronous: bool = False) -> None:
         self.tracker = tracker
-        self.worker = LatestWorker(self.name, timer)
+        self.worker = StageWorker(self.name, timer, synchronous=synchronous)
         self._seeds: list[tuple[str, np.ndarray, AngleBox]] = []
         self._retired: set[str] = set()
         self.tracked: set[str] = set()  # entity ids seeded and not retired (loop thread's view)
@@ -205,10 +336,10 @@ class GrounderStage:
 
     name = "vlm_grounder"
 
-    def __init__(self, grounder: Any, timer: StageTimer, view_size: int) -> None:
+    def __init__(self, grounder: Any, timer: StageTimer, view_size: int, synchronous: bool = False) -> None:
         self.grounder = grounder
         self.view_size = view_size
-        self.worker = LatestWorker(self.name, timer)
+        self.worker = StageWorker(self.name, timer, synchronous=synchronous)
 
     def views_for(self, trigger: AngleBox | None) -> list[View]:
         if trigger is None:
@@ -253,26 +384,20 @@ class CaptionerStage:
     name = "vlm_captioner"
 
     def __init__(self, captioner: Any, timer: StageTimer, view_size: int, clip_size: int = 384,
-                 dim: float = 0.35) -> None:
+                 dim: float = 0.35, synchronous: bool = False) -> None:
         self.captioner = captioner
         self.view_size = view_size
         self.clip_size = clip_size
         self.dim = dim
-        self.worker = LatestWorker(self.name, timer)
-        self._queue: deque[Callable[[], Captioned]] = deque(maxlen=8)
+        # Several entities may wait their turn (first in, first out), unlike the other stages.
+        self.worker = StageWorker(self.name, timer, synchronous=synchronous, pending=8)
 
     def submit(self, entity_id: str, frame_index: int, time_s: float,
                clip: list[tuple[np.ndarray, RLE | None]], box: AngleBox, context: str) -> None:
         """`clip`: (BGR equirect frame, the entity's mask in it at any resolution, or None)."""
         fov = float(np.clip(max(box.width, box.height) * 2.5, 40.0, 120.0))
         view = View(box.yaw, float(np.clip(box.pitch, -30, 30)), fov, self.view_size, self.view_size)
-        # Several entities may wait their turn: the worker itself is latest-wins.
-        self._queue.append(lambda: self._describe(entity_id, frame_index, time_s, clip, view, context))
-        self.pump()
-
-    def pump(self) -> None:
-        if self._queue and self.worker.idle():
-            self.worker.submit(self._queue.popleft())
+        self.worker.submit(lambda: self._describe(entity_id, frame_index, time_s, clip, view, context))
 
     def _crops(self, clip: list[tuple[np.ndarray, RLE | None]], view: View) -> list[np.ndarray]:
         height, width = clip[0][0].shape[:2]

@@ -108,6 +108,25 @@ class RateMeter:
         return 0.0 if span <= 0 else (len(self._times) - 1) / span
 
 
+class ModelStageReport(BaseModel):
+    """One optional model stage over a run: what it was asked, what it did, how fast it ran."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(description="'background' (latest job wins, the loop never waits) or 'synchronous'")
+    started: int = Field(0, description="runs that began")
+    finished: int = Field(0, description="runs that returned a result")
+    failed: int = Field(0, description="runs that raised (the error is reported, the loop goes on)")
+    abandoned: int = Field(0, description="runs stopped in flight when the loop ended (not a failure)")
+    dropped: int = Field(0, description="jobs still waiting when the loop ended, never started")
+    skipped: int = Field(0, description="jobs replaced by a newer one before they started")
+    latency_ms: StageLatency | None = Field(None, description="finished runs' latency")
+    busy_s: float = Field(0.0, description="the stage's own wall time: its finished and failed runs' durations")
+    rate_hz: float = Field(0.0, description="finished runs per second of the stage's own wall time")
+    errors: list[str] = Field(default_factory=list, description="the last few failures")
+    still_running: bool = Field(False, description="a run outlived the bounded join (a call that cannot be stopped)")
+
+
 class ProfileReport(BaseModel):
     """What `--profile out.json` writes and `vigil360 bench loop` prints."""
 
@@ -125,10 +144,31 @@ class ProfileReport(BaseModel):
     frame_to_speech_ms: StageLatency | None = Field(
         None, description="from the frame being read to its audio being synthesised (off the hot path)",
     )
-    model_rates_hz: dict[str, float] = Field(default_factory=dict, description="optional model stages' rate")
+    finish_s: float = Field(0.0, description="from the loop's last frame to every stage and output closed")
+    mode: str = Field("realtime", description="'realtime' (models in the background) or 'offline' (every frame "
+                                               "waits for its scheduled model results: independent of speed)")
+    model_stages: dict[str, ModelStageReport] = Field(default_factory=dict, description="optional model stages")
     alerts: int = 0
     spoken: int = 0
     dropped_alerts: int = 0
     rss_start_mb: float
     rss_end_mb: float
     peak_rss_mb: float
+
+
+def model_stage_lines(stages: dict[str, ModelStageReport]) -> list[str]:
+    """One line per model stage for a run summary: runs, latency, rate over the stage's own time,
+    and what the end of the run abandoned."""
+    lines = []
+    for name, stage in stages.items():
+        latency = stage.latency_ms
+        timing = "no finished run" if latency is None else (
+            f"p50 {latency.p50_ms:.0f} ms, p95 {latency.p95_ms:.0f} ms; "
+            f"{stage.rate_hz:.3g} runs/s over its own {stage.busy_s:.1f} s")
+        lines.append(f"model stage {name} ({stage.mode}): {stage.started} started, {stage.finished} finished, "
+                     f"{stage.failed} failed, {stage.abandoned} abandoned in flight, {stage.dropped} dropped "
+                     f"waiting, {stage.skipped} skipped (superseded); {timing}")
+        if stage.still_running:
+            lines.append(f"model stage {name}: a call that cannot be stopped is still running; exit waits for it")
+        lines.extend(f"model stage {name} error: {error}" for error in stage.errors)
+    return lines

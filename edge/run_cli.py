@@ -43,20 +43,26 @@ def _model_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def load_mask_tracker(folder: str, width: int, height: int):
-    """The SAM2 tracker on equirectangular frames, from an exported model folder."""
+def load_sam2_tracker(folder: str, threads: int | None = None):
+    """The exported SAM2 tracker for BGR frames, loaded once; `Tracker360` wraps it per video."""
     path = Path(folder)
     if not path.is_dir():
         raise MissingModelError(f"--sam2 {folder}: no such folder (export one with `vigil360 export sam2`)")
     try:
-        from vigil360.edge.tracking360 import Tracker360
         from vigil360.models.sam2_tracker import Sam2Tracker
     except ImportError as error:
         raise UserError(f"--sam2: this installation has no SAM2 tracker ({error})") from None
-    return Tracker360(Sam2Tracker(path, color="bgr", threads=_model_threads()), width, height)  # frames are BGR
+    return Sam2Tracker(path, color="bgr", threads=threads or _model_threads())  # frames are BGR
 
 
-def vlm_config_for(spec: str, base):
+def load_mask_tracker(folder: str, width: int, height: int):
+    """The SAM2 tracker on equirectangular frames, from an exported model folder."""
+    from vigil360.edge.tracking360 import Tracker360
+
+    return Tracker360(load_sam2_tracker(folder), width, height)
+
+
+def vlm_config_for(spec: str, base, threads: int | None = None):
     """The settings' VLM section with both roles pointed at `spec`: a server URL (http backend), an
     exported folder (onnx backend, it holds manifest.json) or a local model folder (transformers)."""
     if "://" in spec:
@@ -68,7 +74,7 @@ def vlm_config_for(spec: str, base):
     else:
         patch = {"backend": "transformers", "model_dir": spec}
     merged = base.model_dump()
-    spare = _model_threads()
+    spare = threads or _model_threads()
     for role in ("grounder", "captioner"):
         http = {**merged[role]["http"], **patch.get("http", {})}
         merged[role].update({**patch, "http": http})
@@ -77,13 +83,13 @@ def vlm_config_for(spec: str, base):
     return type(base).model_validate(merged)
 
 
-def load_vlm(spec: str, settings=None):
+def load_vlm(spec: str, settings=None, threads: int | None = None):
     """(grounder, captioner) for `--vlm DIR|URL`, on top of the settings' VLM section."""
     if settings is None:
         from vigil360.config import Settings
 
         settings = Settings()
-    config = vlm_config_for(spec, settings.vlm)
+    config = vlm_config_for(spec, settings.vlm, threads)
     try:
         from vigil360.models.vlm import factory
     except ImportError as error:
@@ -241,6 +247,8 @@ def assemble_loop(source: str | None, settings, *, out: Path | None = None, spee
 
 
 def _print_summary(summary, entities, speaker, truth: Path | None) -> None:
+    from vigil360.edge.profiling import model_stage_lines
+
     p = summary.profile
     latency = p.frame_to_sentence_ms
     lines = [
@@ -257,8 +265,9 @@ def _print_summary(summary, entities, speaker, truth: Path | None) -> None:
     lines.append(f"predictions: {summary.predictions} (valid schema record, {len(entities)} entities)")
     if truth is not None:
         lines.append(f"ground truth: {truth} (score with `vigil360 bench score`)")
-    if p.model_rates_hz:
-        lines.append("model stages (runs/s): " + ", ".join(f"{k} {v:.2f}" for k, v in p.model_rates_hz.items()))
+    lines.extend(model_stage_lines(p.model_stages))
+    if p.model_stages:
+        lines.append(f"end of run: model stages and outputs closed in {p.finish_s:.1f} s after the last frame")
     stages = ", ".join(f"{k} {v.p50_ms:.1f}/{v.p95_ms:.1f}" for k, v in p.stages.items())
     lines.append(f"stages p50/p95 ms: {stages}")
     lines.append(f"memory: {p.rss_start_mb:.0f} -> {p.rss_end_mb:.0f} MiB (peak {p.peak_rss_mb:.0f})")

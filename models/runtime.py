@@ -6,6 +6,7 @@ onnxruntime build offers, so the same code runs on a Jetson, a laptop GPU and a 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,40 @@ _BY_CHOICE = {
     "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
     "cpu": ("CPUExecutionProvider",),
 }
+
+
+class RunStopper:
+    """Lets another thread stop the onnxruntime runs of the thread it is bound to.
+
+    `stop()` sets `RunOptions.terminate`: a run in progress ends at its next graph node with an
+    error, and later runs with these options fail at once. A model worker binds one in its own
+    thread (`bind_stopper`) so the loop can end in-flight inference instead of letting the
+    interpreter exit under a native call (onnxruntime then aborts the process).
+    """
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        self.options = ort.RunOptions()
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.options.terminate = True
+
+
+_bound = threading.local()
+
+
+def bind_stopper(stopper: RunStopper | None) -> None:
+    """Make `stopper` govern every onnxruntime run this thread starts (None: unbind)."""
+    _bound.stopper = stopper
+
+
+def run_options():
+    """The calling thread's RunOptions (None: onnxruntime's defaults); pass to `session.run`."""
+    stopper = getattr(_bound, "stopper", None)
+    return None if stopper is None else stopper.options
 
 
 def available_providers() -> list[str]:

@@ -64,7 +64,10 @@ class OnnxGraph:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
+        from vigil360.models.runtime import run_options
+
+        outputs = self.session.run(self.output_names, feeds, run_options())
+        return dict(zip(self.output_names, outputs, strict=True))
 
 
 def preprocess(

@@ -5,6 +5,7 @@ Heavy imports (torch, onnxruntime, cv2) happen inside commands, so `vigil360 --h
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"vigil360: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        if argv is None:
+            # The process ends here, its outputs written and closed. Freezing the heap spares the
+            # interpreter's final garbage-collection passes over the model libraries' millions of
+            # objects (torch, transformers, onnxruntime): 5 s -> 1 s of exit on a busy 2-core machine.
+            gc.freeze()
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ class Video(_Strict):
     split: str | None = None
     dataset: str | None = Field(default=None, description="e.g. VIEW360, VIEW360+, synthetic")
     caption: str | None = Field(default=None, description="video-level caption (stage 1 of the paper)")
+    annotated_frames: list[int] | None = Field(
+        default=None, description="ground truth annotated on a subset of frames (e.g. sampled at 1 fps): those "
+                                  "frames; IoU is then taken over them only. None: every frame is annotated")
 
     @property
     def anomaly_class(self) -> str | None:
@@ -168,6 +171,12 @@ class VideoRecord(_Strict):
                         f"entities[{index}].masks.{frame}: frame outside the video "
                         f"(num_frames={self.video.num_frames})"
                     )
+            annotated = self.video.annotated_frames
+            if self.kind == "ground_truth" and annotated is not None:
+                outside = sorted(set(entity.masks) - set(annotated))
+                if outside:
+                    raise ValueError(f"entities[{index}]: masks on frames {outside[:5]} that are not among the "
+                                     "video's annotated_frames")
         return self
 
 

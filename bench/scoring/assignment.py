@@ -2,8 +2,10 @@
 
 A pair's spatio-temporal IoU is the mean of per-frame mask IoU over the frames where either
 side has a non-empty mask (frames where both are empty do not count; a frame where only one
-side has a mask counts as IoU 0). Per-frame IoUs come from pycocotools' RLE operations, one
-call per frame for all pairs present on it, so masks are never decoded.
+side has a mask counts as IoU 0). When the ground truth is annotated on a subset of frames only
+(VIEW360+'s tool samples videos at 1 fps), the mean runs over those frames: a prediction's mask on
+a frame nobody annotated is neither right nor wrong. Per-frame IoUs come from pycocotools' RLE
+operations, one call per frame for all pairs present on it, so masks are never decoded.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ ROLE_GROUP: dict[Role, str] = {
 }
 
 
-def _nonempty_masks(entity: Entity) -> dict[int, dict]:
-    """frame -> COCO RLE dict, for the frames where the entity's mask has at least one pixel."""
-    frames = sorted(entity.masks)
+def _nonempty_masks(entity: Entity, only: set[int] | None = None) -> dict[int, dict]:
+    """frame -> COCO RLE dict, for the frames (of `only`, if given) where the mask has a pixel."""
+    frames = sorted(entity.masks if only is None else set(entity.masks) & only)
     if not frames:
         return {}
     rles = [to_coco(entity.masks[f]) for f in frames]
@@ -39,14 +41,17 @@ def _nonempty_masks(entity: Entity) -> dict[int, dict]:
     return {f: rle for f, rle, a in zip(frames, rles, areas, strict=True) if a > 0}
 
 
-def spatiotemporal_iou(ground_truth: Sequence[Entity], predictions: Sequence[Entity]) -> np.ndarray:
-    """IoU matrix of shape (len(ground_truth), len(predictions))."""
+def spatiotemporal_iou(ground_truth: Sequence[Entity], predictions: Sequence[Entity],
+                       annotated_frames: Sequence[int] | None = None) -> np.ndarray:
+    """IoU matrix of shape (len(ground_truth), len(predictions)), over `annotated_frames` when the
+    ground truth covers only those (None: every frame)."""
     sizes = {tuple(rle.size) for e in (*ground_truth, *predictions) for rle in e.masks.values()}
     if len(sizes) > 1:
         # pycocotools would compare them anyway and return a meaningless number.
         raise ValueError(f"mask sizes differ within one video: {sorted(sizes)}")
-    gt_masks = [_nonempty_masks(e) for e in ground_truth]
-    pred_masks = [_nonempty_masks(e) for e in predictions]
+    only = None if annotated_frames is None else set(annotated_frames)
+    gt_masks = [_nonempty_masks(e, only) for e in ground_truth]
+    pred_masks = [_nonempty_masks(e, only) for e in predictions]
     n_gt, n_pred = len(gt_masks), len(pred_masks)
     inter_sum = np.zeros((n_gt, n_pred))
     both = np.zeros((n_gt, n_pred))
@@ -106,6 +111,7 @@ def assign(
     threshold: float = 0.5,
     role_aware: bool = False,
     iou: np.ndarray | None = None,
+    annotated_frames: Sequence[int] | None = None,
 ) -> Assignment:
     """Hungarian assignment maximising the summed spatio-temporal IoU.
 
@@ -114,7 +120,7 @@ def assign(
     decide ties between nothing and nothing, and keeping them would make the assignment of
     an entity with no overlap at all depend on the solver's order.
     """
-    matrix = spatiotemporal_iou(ground_truth, predictions) if iou is None else iou
+    matrix = spatiotemporal_iou(ground_truth, predictions, annotated_frames) if iou is None else iou
     if matrix.size == 0:
         return Assignment(matrix, (), threshold)
     weights = matrix.copy()

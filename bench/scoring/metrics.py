@@ -5,6 +5,8 @@ IoU, Cap and Fsc share a scale and Fsc is their harmonic mean on it.
 
 Definitions the issue left open, decided here:
 - Every ground-truth entity counts, `related` ones included; the role breakdown separates them.
+- Ground truth annotated on a subset of frames (`Video.annotated_frames`, e.g. VIEW360+'s 1 fps
+  sampling): IoU is the mean over those frames only; predicted masks elsewhere are not scored.
 - Cap: a missed ground-truth entity (no match) scores 0; a matched one whose prediction has no
   caption scores 0 (it explains nothing); one without a reference caption, or whose judge
   reply never parsed, has no Cap and is left out of Cap means (counted and reported).
@@ -151,7 +153,8 @@ def score_video(
     """Geometry, alerts and direction of one video; caption fields are left `pending`."""
     video = gt.video
     predictions: Sequence[Entity] = pred.entities if pred is not None else ()
-    assignment = assign(gt.entities, predictions, threshold=threshold, role_aware=role_aware)
+    assignment = assign(gt.entities, predictions, threshold=threshold, role_aware=role_aware,
+                        annotated_frames=video.annotated_frames)
     where = {"video_id": video.video_id, "dataset": video.dataset, "location": video.location}
     rows = []
     for g, entity in enumerate(gt.entities):

@@ -208,3 +208,27 @@ def test_long_tracks_beyond_pycocotools_batch_limit() -> None:
     gt = entity("g", {f: columns(0, 6) for f in range(300)})
     pred = entity("p", {f: columns(0, 6) for f in range(150)})
     assert spatiotemporal_iou([gt], [pred])[0, 0] == pytest.approx(0.5)
+
+
+def test_iou_over_annotated_frames_only_when_ground_truth_is_sampled() -> None:
+    """Ground truth at 1 frame in 3 (frames 0, 3, 6): the prediction's masks in between are not
+    counted as misses; on the annotated frames it scores 1.0, 0.5 and 0 (gt only) -> 0.5."""
+    gt = entity("g", {0: columns(0, 10), 3: columns(0, 10), 6: columns(0, 10)})
+    pred = entity("p", {f: columns(0, 10) for f in range(6)} | {3: columns(0, 5)})
+    sampled = record("ground_truth", [gt])
+    sampled.video.annotated_frames = [0, 3, 6]
+    assert spatiotemporal_iou([gt], [pred], annotated_frames=[0, 3, 6])[0, 0] == pytest.approx(0.5)
+    assert score_video(sampled, record("prediction", [pred])).entities[0].iou == pytest.approx(0.5)
+    # Read as dense ground truth, the same files would count frames 1, 2, 4, 5 as misses: 1.5 / 7.
+    assert score_video(record("ground_truth", [gt]), record("prediction", [pred])).entities[0].iou == \
+        pytest.approx(1.5 / 7)
+
+
+def test_ground_truth_masks_off_the_annotated_frames_are_refused() -> None:
+    from pydantic import ValidationError
+
+    from vigil360.schema import Video, VideoRecord
+
+    video = Video(video_id="v", fps=30.0, width=W, height=H, annotated_frames=[0, 30])
+    with pytest.raises(ValidationError, match="not among the video's annotated_frames"):
+        VideoRecord(kind="ground_truth", video=video, entities=[entity("g", {15: columns(0, 4)})])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vigil360.errors import UserError
-from vigil360.models.runtime import ProviderChoice, create_session
+from vigil360.models.runtime import ProviderChoice, create_session, run_options
 from vigil360.models.vlm.backends.common import DecodeClock, square_image
 from vigil360.models.vlm.interfaces import Generation, VlmRequest, check_images
 from vigil360.models.vlm.prompts import chat_messages
@@ -60,7 +60,7 @@ class OnnxBackend:
                 "pixel_values": inputs["pixel_values"][0].astype(self.float_type)}
 
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
-        return self.vision.run(None, {"pixel_values": pixel_values})[0]
+        return self.vision.run(None, {"pixel_values": pixel_values}, run_options())[0]
 
     def prompt_embeddings(self, input_ids: np.ndarray, features: np.ndarray) -> np.ndarray:
         embeds = np.asarray(self.embed[input_ids[0]], dtype=self.float_type)
@@ -89,7 +89,7 @@ class OnnxBackend:
         positions = np.arange(seq, dtype=np.int64)[None]
         for _ in range(max_new_tokens):
             outputs = self.decoder.run(None, {"inputs_embeds": embeds, "attention_mask": mask,
-                                              "position_ids": positions, **past})
+                                              "position_ids": positions, **past}, run_options())
             token = int(np.argmax(outputs[0][0]))
             if clock is not None:
                 clock.token()
