@@ -6,12 +6,13 @@ so a researcher converting another system's output can find the problem at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -85,19 +86,33 @@ def record_to_lines(record: VideoRecord) -> Iterator[VideoLine | EntityLine | Ma
 
 
 class JsonlWriter:
-    """Append-only JSON Lines writer that flushes every line (a crash keeps all written lines)."""
+    """Append-only JSON Lines writer that writes every line through (a crash keeps all written lines).
+
+    A line is written whole or not at all: when the disk is full or the file reaches its size
+    limit mid-line, the partial line is cut off again and the error (naming the file) is raised,
+    so the file always ends with a complete line.
+    """
 
     def __init__(self, path: str | Path, *, fsync: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._handle = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
+        self._size = os.fstat(self._handle.fileno()).st_size
         self._fsync = fsync
 
     def write(self, line: VideoLine | EntityLine | MaskLine) -> None:
-        self._handle.write(line.model_dump_json(exclude_none=True) + "\n")
-        self._handle.flush()
-        if self._fsync:
-            os.fsync(self._handle.fileno())
+        data = (line.model_dump_json(exclude_none=True) + "\n").encode("utf-8")
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._handle.write(view):]
+            if self._fsync:
+                os.fsync(self._handle.fileno())
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._handle.fileno(), self._size)
+            raise OSError(error.errno, error.strerror or str(error), str(self.path)) from error
+        self._size += len(data)
 
     def write_record(self, record: VideoRecord) -> None:
         for line in record_to_lines(record):

@@ -42,7 +42,7 @@ def test_health_status_metrics_and_schema(scripted_loop) -> None:
         declared = [line.split()[2] for line in lines if line.startswith("# TYPE")]
         assert len(declared) == len(set(declared))
         schema = client.get("/v1/events.schema.json").json()
-        assert set(schema["discriminator"]["mapping"]) == {"alert", "track", "caption", "stats"}
+        assert set(schema["discriminator"]["mapping"]) == {"alert", "track", "caption", "stats", "health"}
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/healthz", "/v1/status", "/metrics", "/v1/config", "/v1/repeat", "/v1/frame.jpg"} <= set(
             paths
