@@ -86,6 +86,9 @@ class EdgeLoop:
         self._shutdown_problems: list[str] = []
         self._frame: Frame | None = None
         self.summary: RunSummary | None = None
+        # Settings change from the server's threads: one read-modify-write at a time, or a second
+        # change made meanwhile (a mute) would be lost.
+        self._settings_lock = threading.Lock()
 
     # --- wiring for callers ---------------------------------------------------------------
 
@@ -135,19 +138,20 @@ class EdgeLoop:
                 names = ", ".join(f"{section}.{k}" if isinstance(values, dict) else k for k in refused)
                 raise UserError(f"cannot change {names} while running (changeable: "
                                 f"{', '.join(f'{s}.{k}' for s, ks in RUNTIME_SETTINGS.items() for k in sorted(ks))})")
-        merged = self.settings.model_dump()
-        for section, values in patch.items():
-            merged[section].update(values)
-        try:
-            updated = Settings.model_validate(merged)
-        except ValidationError as error:
-            raise UserError(describe_validation_error(error, "settings")) from None
-        self.settings = updated
-        self.policy.config = updated.speech
-        self.speech_queue.config = updated.speech
-        if self.speaker is not None:
-            self.speaker.config = updated.speech
-        return updated
+        with self._settings_lock:
+            merged = self.settings.model_dump()
+            for section, values in patch.items():
+                merged[section].update(values)
+            try:
+                updated = Settings.model_validate(merged)
+            except ValidationError as error:
+                raise UserError(describe_validation_error(error, "settings")) from None
+            self.settings = updated
+            self.policy.config = updated.speech
+            self.speech_queue.config = updated.speech
+            if self.speaker is not None:
+                self.speaker.config = updated.speech
+            return updated
 
     def repeat_last(self) -> AlertEvent | None:
         """Say the last alert again (speech permitting) and return it."""
