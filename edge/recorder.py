@@ -48,7 +48,7 @@ def upsampled_rle(mask: np.ndarray, width: int, height: int) -> RLE:
     changes = np.unique(np.concatenate([inside, at_copy0, at_later]).astype(np.int64))
     counts = np.diff(np.concatenate([[0], changes, [width * height]])).tolist()
     raw = coco_mask.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
-    return RLE(size=(height, width), counts=raw["counts"].decode("ascii"))
+    return RLE.model_construct(size=(height, width), counts=raw["counts"].decode("ascii"))  # valid by construction
 
 
 class DegradingWriter:

@@ -244,7 +244,8 @@ class VlmBackendConfig(Section):
     model_dir: str | None = Field(None, description="local model folder (transformers backend)")
     onnx_dir: str | None = Field(None, description="exported folder with manifest.json (onnx backend)")
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = Field("auto", description="onnxruntime providers")
-    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch / onnxruntime (None: library default)")
+    threads: int | None = Field(None, ge=1, le=1024,
+                                description="CPU threads for torch / onnxruntime (None: library default)")
     max_new_tokens: int = Field(128, ge=8, le=2048, description="token budget per answer")
     http: VlmHttpConfig = Field(default_factory=VlmHttpConfig)
 
