@@ -108,7 +108,7 @@ def _keyboard(loop, stop: threading.Event) -> None:
             return
 
 
-def _print_health(event) -> None:
+def print_health(event) -> None:
     """Faults and the loop's end are printed even with --quiet: a failure must never be silent."""
     if event.type == "health" and not (event.component == "loop" and event.state == "ended"):
         print(f"vigil360: {event.component} {event.state}: {event.message}", file=sys.stderr, flush=True)
@@ -163,7 +163,7 @@ def run(
     loop, frames = built.loop, built.loop.source
     print(f"vigil360: {frames.description}, {frames.width}x{frames.height} @ {frames.fps:g} fps; "
           + "; ".join(f"{k}: {v}" for k, v in loop.backends().items()), flush=True)
-    loop.add_sink(_print_health)
+    loop.add_sink(print_health)
     if not quiet:
         loop.add_sink(_print_event)
     stop = threading.Event()

@@ -33,7 +33,7 @@ def serve(
 ) -> None:
     """Serve the loop: /healthz, /v1/status, /metrics, WS /v1/events, /v1/frame.jpg, /v1/config, the page."""
     from vigil360.config import Settings
-    from vigil360.edge.run_cli import assemble_loop
+    from vigil360.edge.run_cli import assemble_loop, print_health
     from vigil360.edge.server.app import ServerOptions, create_app
     from vigil360.edge.server.running import listen, serve_forever
     from vigil360.edge.server.security import check_binding, check_origins
@@ -48,6 +48,7 @@ def serve(
                               vlm=vlm, track_masks=track_masks)
         app = create_app(built.loop, ServerOptions(host=host, port=port, token=token,
                                                    allowed_origins=tuple(allow_origin)))
+        built.loop.add_sink(print_health)  # faults and the loop's end on the console too
     except BaseException:
         sock.close()
         raise
