@@ -43,11 +43,20 @@ def _model_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+_FETCH_HINT = {"--sam2": "export one with `vigil360 export sam2`",
+               "--vlm": "give a model folder, an exported folder or an OpenAI-compatible server URL"}
+
+
+def require_model_folder(flag: str, spec: str) -> None:
+    """A model given as a folder must exist (a --vlm URL is a server, checked when it is called)."""
+    if not (flag == "--vlm" and "://" in spec) and not Path(spec).is_dir():
+        raise MissingModelError(f"{flag} {spec}: no such model folder ({_FETCH_HINT[flag]})")
+
+
 def load_mask_tracker(folder: str, width: int, height: int):
     """The SAM2 tracker on equirectangular frames, from an exported model folder."""
+    require_model_folder("--sam2", folder)
     path = Path(folder)
-    if not path.is_dir():
-        raise MissingModelError(f"--sam2 {folder}: no such folder (export one with `vigil360 export sam2`)")
     try:
         from vigil360.edge.tracking360 import Tracker360
         from vigil360.models.sam2_tracker import Sam2Tracker
@@ -59,10 +68,9 @@ def load_mask_tracker(folder: str, width: int, height: int):
 def vlm_config_for(spec: str, base):
     """The settings' VLM section with both roles pointed at `spec`: a server URL (http backend), an
     exported folder (onnx backend, it holds manifest.json) or a local model folder (transformers)."""
+    require_model_folder("--vlm", spec)
     if "://" in spec:
         patch = {"backend": "http", "http": {"base_url": spec}}
-    elif not Path(spec).is_dir():
-        raise MissingModelError(f"--vlm {spec}: no such model folder, and not a server URL")
     elif (Path(spec) / "manifest.json").is_file():
         patch = {"backend": "onnx", "onnx_dir": spec}
     else:
@@ -260,8 +268,8 @@ def assemble_loop(source: str | None, settings, *, out: Path | None = None, spee
         raise UserError("--crop and --assume-equirect exclude each other")
     for flag, folder in (("--sam2", sam2), ("--vlm", vlm)):
         # Before a camera is opened: a missing model is the first thing the user hears about.
-        if folder is not None and "://" not in folder and not Path(folder).is_dir():
-            raise MissingModelError(f"{flag} {folder}: no such model folder")
+        if folder is not None:
+            require_model_folder(flag, folder)
     truth = None
     if source is None:
         if _default_source is None:

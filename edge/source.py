@@ -73,8 +73,6 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 class FrameSource:
     """Base: `frames()` yields Frames; `dropped` counts frames skipped by the latest-frame policy."""
 
-    live = False
-
     def __init__(self, description: str, fps: float, fit: Fit) -> None:
         self.description = description
         self.fps = fps
@@ -331,8 +329,6 @@ class LatestFrames:
 
 class LiveSource(FrameSource):
     """A camera index or a stream URL, read with the latest-frame policy."""
-
-    live = True
 
     def __init__(self, spec: int | str, *, fit: Fit = "check", buffer: int = 1,
                  capture: cv2.VideoCapture | None = None, close_timeout_s: float = 2.0) -> None:

@@ -287,10 +287,6 @@ class EventHub:
         if client.close_kind is not None:
             self.disconnects[client.close_kind] += 1
 
-    @property
-    def client_count(self) -> int:
-        return len(self._clients)
-
     def stats(self) -> HubStats:
         clients = list(self._clients.values())
         dropped = self.dropped.copy()
