@@ -42,9 +42,10 @@ class ScriptedSynth(Synthesizer):
             assert self.cond.wait_for(lambda: self.calls >= n, timeout=30), f"synthesiser called {self.calls} < {n}"
 
 
-def _speaker(tmp_path, synth, said: list[str]) -> Speaker:
+def _speaker(tmp_path, synth, said: list[str], start: bool = True) -> Speaker:
     config = SpeechConfig(output="wav", stale_after_s=60.0)
-    return Speaker(config, SpeechQueue(config), wav_dir=tmp_path, synthesizer=synth, announce=said.append).start()
+    speaker = Speaker(config, SpeechQueue(config), wav_dir=tmp_path, synthesizer=synth, announce=said.append)
+    return speaker.start() if start else speaker
 
 
 def _say(speaker: Speaker, synth: ScriptedSynth, n: int) -> None:
@@ -84,7 +85,7 @@ def test_speech_that_keeps_failing_is_declared_dead_on_the_console_and_recovers(
 def test_a_crash_outside_an_utterance_restarts_the_worker(tmp_path):
     synth = ScriptedSynth([None])
     said: list[str] = []
-    speaker = _speaker(tmp_path, synth, said)
+    speaker = _speaker(tmp_path, synth, said, start=False)  # broken before the worker's first look
     real_get, crashed = speaker.queue.get, threading.Event()
 
     def get_once_broken(timeout=None):
@@ -94,6 +95,7 @@ def test_a_crash_outside_an_utterance_restarts_the_worker(tmp_path):
         return real_get(timeout)
 
     speaker.queue.get = get_once_broken
+    speaker.start()
     _say(speaker, synth, 1)
     speaker.close(drain_s=10.0)
     health = speaker.health()
