@@ -27,6 +27,8 @@ class _Event(BaseModel):
     frame_index: int = Field(ge=0)
     frame_time_s: float = Field(ge=0, description="time of the frame in the source's clock")
     emit_time: float = Field(default_factory=time.time, description="Unix time the event was emitted")
+    seq: int | None = Field(None, ge=1, description="the server's number for this event (one sequence for all "
+                                                    "types); reconnect with ?since=<seq> to get what was missed")
 
 
 class AlertEvent(_Event):
@@ -86,7 +88,20 @@ class StatsEvent(_Event):
     stages: dict[str, StageLatency] = Field(default_factory=dict)
 
 
-Event = Annotated[AlertEvent | TrackEvent | CaptionEvent | StatsEvent, Field(discriminator="type")]
+HealthState = Literal["running", "degraded", "failed", "ended", "stopped"]
+
+
+class HealthEvent(_Event):
+    """A part of the loop changed state (speech, recording, a model stage, event clients), or the
+    loop itself ended, stopped or failed. `component` "loop" is the loop itself."""
+
+    type: Literal["health"] = "health"
+    component: str
+    state: HealthState
+    message: str = ""
+
+
+Event = Annotated[AlertEvent | TrackEvent | CaptionEvent | StatsEvent | HealthEvent, Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil360.edge.events import StageLatency
+from vigil360.edge.faults import Fault, StageOutcome
 from vigil360.edge.profiling import ProfileReport, Samples, peak_rss_mb, rss_mb
+from vigil360.edge.speech import SpeechHealth
+
+LoopState = Literal["starting", "running", "ended", "stopped", "failed"]
 
 
 class LoopStatus(BaseModel):
@@ -13,6 +19,7 @@ class LoopStatus(BaseModel):
 
     source: str
     running: bool
+    state: LoopState = Field("starting", description="failed: the loop ended on an error (see `error`)")
     backends: dict[str, str] = Field(description="stage -> what runs it (or 'off')")
     fps: float
     frames: int
@@ -21,6 +28,9 @@ class LoopStatus(BaseModel):
     stages: dict[str, StageLatency]
     model_rates_hz: dict[str, float] = Field(default_factory=dict)
     model_errors: dict[str, list[str]] = Field(default_factory=dict)
+    model_stages: dict[str, StageOutcome] = Field(default_factory=dict, description="calls per model stage")
+    speech: SpeechHealth | None = None
+    faults: list[Fault] = Field(default_factory=list, description="what failed so far, one entry per part")
     error: str | None = None
 
 
@@ -36,6 +46,9 @@ class RunSummary(BaseModel):
     predictions: str | None
     profile: ProfileReport
     stopped: bool = Field(False, description="stopped on request before the source ended")
+    model_stages: dict[str, StageOutcome] = Field(default_factory=dict, description="calls per model stage")
+    speech: SpeechHealth | None = None
+    faults: list[Fault] = Field(default_factory=list, description="everything that failed during the run")
     error: str | None = None
 
 
@@ -60,5 +73,6 @@ def summarise(loop, wall: float, rss_start: float, stopped: bool, finish_s: floa
         source=source.description, frames=loop.frames, dropped_frames=source.dropped,
         alerts=loop.policy.count, entities=loop.entities.announced_ids(), spoken=spoken,
         predictions=str(loop.recorder.path) if loop.recorder else None, profile=profile, stopped=stopped,
-        error=loop.error,
+        model_stages=loop.stage_outcomes(), speech=speaker.health() if speaker is not None else None,
+        faults=loop.faults(), error=loop.error,
     )

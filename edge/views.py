@@ -48,10 +48,6 @@ class View:
     def focal(self) -> float:
         return (self.width / 2.0) / np.tan(np.radians(self.fov) / 2.0)
 
-    @property
-    def vertical_fov(self) -> float:
-        return float(2.0 * np.degrees(np.arctan((self.height / 2.0) / self.focal)))
-
     def recentred(self, yaw: float, pitch: float | None = None) -> View:
         return View(float(wrap_yaw(yaw)), self.pitch if pitch is None else pitch, self.fov,
                     self.width, self.height, self.roll)

@@ -16,6 +16,7 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -25,11 +26,13 @@ from vigil360.edge.loop import RUNTIME_SETTINGS
 from vigil360.edge.server.hub import EVENT_TYPES, EventHub, HubStats, Subscription, pump
 from vigil360.edge.server.metrics import render_metrics
 from vigil360.edge.server.protocol import ServableLoop
+from vigil360.edge.server.running import DeliveryProbe
 from vigil360.edge.server.security import (
     LOOPBACK_NAMES,
     WS_SUBPROTOCOL,
     GuardMiddleware,
     check_binding,
+    check_origins,
     is_loopback,
     offered_subprotocols,
     offered_token,
@@ -58,6 +61,9 @@ class ServerOptions:
     batch_period_s: float = 0.02  # track/stats events reach clients within this; alerts at once
     preview_max_width: int = 960
     mjpeg_max_hz: float = 10.0
+    # A client further behind than this (measured at the client: see running.DeliveryProbe) is
+    # closed with a reason while the close frame still fits in its buffers; it may resume.
+    max_lag_s: float = 3.0
     run_loop: bool = True
 
 
@@ -86,6 +92,12 @@ class LoopRunner:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait for the loop to end by itself (a file source, a failure); True when it has."""
+        if self.started:
+            self._thread.join(timeout)
+        return self.started and not self.running
+
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
         if self.started:
@@ -93,7 +105,8 @@ class LoopRunner:
 
 
 class Health(BaseModel):
-    status: str = Field(description="'ok', or 'error' when the loop stopped with an error")
+    status: str = Field(description="'ok'; 'ended' when the source ended or the loop was stopped; 'error' "
+                                    "(HTTP 503) when the loop failed")
     loop_running: bool
     loop_error: str | None = None
 
@@ -119,10 +132,12 @@ frame's time (`frame_time_s`) and the emit time (`emit_time`, Unix seconds).
 
 Query parameters: `types` (comma-separated subset of {", ".join(EVENT_TYPES)}), `track_hz` (track events
 per entity per second of video, 0 for none; default 5), `masks` (true to include track masks), `replay`
-(0-20 recent alerts sent first), `token`.
+(0-20 recent alerts sent first), `since` (resume: every retained alert, caption and health event with a
+larger `seq`, up to the last 256), `token`. Every event carries `seq`, the server's number for it.
 
 Under pressure a client loses its oldest track/stats events (counted in `/v1/status`); alerts and captions
-are never dropped: a client too slow for them is closed with code {_SLOW_CLOSE_CODE} and a reason.
+are never dropped: a client too slow for them, or more than a few seconds behind in reading them (measured
+with pings at the client), is closed with code {_SLOW_CLOSE_CODE} and a reason, and may resume with `since`.
 """
 
 
@@ -132,7 +147,7 @@ def _page_assets() -> dict[str, tuple[bytes, str]]:
 
 
 def _parse_subscription(params) -> Subscription:
-    unknown = set(params) - {"types", "track_hz", "masks", "replay", "token"}
+    unknown = set(params) - {"types", "track_hz", "masks", "replay", "since", "token"}
     if unknown:
         raise ValueError(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
     types = frozenset(t.strip() for t in params.get("types", ",".join(EVENT_TYPES)).split(",") if t.strip())
@@ -141,8 +156,11 @@ def _parse_subscription(params) -> Subscription:
     try:
         track_hz = float(params.get("track_hz", 5.0))
         replay = int(params.get("replay", 0))
+        since = int(params["since"]) if "since" in params else None
     except ValueError:
-        raise ValueError("track_hz must be a number and replay an integer") from None
+        raise ValueError("track_hz must be a number, replay and since integers") from None
+    if since is not None and since < 0:
+        raise ValueError("since must be a sequence number (0 or more)")
     if not 0 <= track_hz <= 120:
         raise ValueError("track_hz must be between 0 and 120")
     if not 0 <= replay <= 20:
@@ -150,7 +168,7 @@ def _parse_subscription(params) -> Subscription:
     masks = params.get("masks", "false").lower()
     if masks not in ("true", "false", "1", "0"):
         raise ValueError("masks must be true or false")
-    return Subscription(types=types, track_hz=track_hz, masks=masks in ("true", "1"), replay=replay)
+    return Subscription(types=types, track_hz=track_hz, masks=masks in ("true", "1"), replay=replay, since=since)
 
 
 def _without_default(schema: dict) -> None:
@@ -160,7 +178,7 @@ def _without_default(schema: dict) -> None:
 def settings_patch_model(runtime: dict[str, set[str]]) -> type[BaseModel]:
     """A request model for the runtime-changeable part of `Settings`, derived from it: the same
     types, bounds and descriptions, every field optional, unknown keys refused."""
-    strict = ConfigDict(extra="forbid")
+    strict = ConfigDict(extra="forbid", allow_inf_nan=False)
     sections: dict[str, Any] = {}
     for section, names in sorted(runtime.items()):
         section_model = Settings.model_fields[section].annotation
@@ -182,6 +200,7 @@ SettingsPatch = settings_patch_model(RUNTIME_SETTINGS)
 def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> FastAPI:
     options = options or ServerOptions()
     check_binding(options.host, options.token)
+    check_origins(options.allowed_origins)
     hub = EventHub(client_queue=options.client_queue)
     runner = LoopRunner(loop)
     loop.add_sink(hub.publish)
@@ -206,12 +225,18 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
         description="Serves the on-device loop: live status, metrics, events, preview and settings.\n" + _EVENTS_DOC,
         lifespan=lifespan,
     )
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # Without the offending input: it may be NaN or infinity, which JSON cannot carry.
+        reasons = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        return JSONResponse({"detail": reasons}, status_code=422)
+
     app.state.hub = hub
     app.state.runner = runner
     app.state.options = options
     # Loopback servers answer only to loopback Host names (DNS rebinding); a token-protected public
     # server answers to any.
-    allowed_hosts = LOOPBACK_NAMES if is_loopback(options.host) else None
+    allowed_hosts = (*LOOPBACK_NAMES, options.host.strip("[]")) if is_loopback(options.host) else None
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts, allowed_origins=options.allowed_origins,
                        max_body_bytes=options.max_body_bytes)
     if options.allowed_origins:
@@ -241,10 +266,17 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
         body, media = assets[name]
         return Response(body, media_type=media)
 
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
-        return Health(status="error" if runner.error else "ok", loop_running=runner.running,
-                      loop_error=runner.error)
+    @app.get("/healthz", response_model=Health, tags=["health"],
+             responses={503: {"model": Health, "description": "the loop failed: no alerts are being made"}})
+    def healthz() -> Health | JSONResponse:
+        loop_status = loop.status()
+        failed = getattr(loop_status, "state", None) == "failed"
+        error = runner.error or (getattr(loop_status, "error", None) or "the loop failed" if failed else None)
+        if error is not None:
+            body = Health(status="error", loop_running=runner.running, loop_error=error)
+            return JSONResponse(body.model_dump(), status_code=503)
+        ended = runner.started and not runner.running
+        return Health(status="ended" if ended else "ok", loop_running=runner.running, loop_error=None)
 
     @app.get("/v1/status", response_model=StatusResponse, dependencies=guarded, responses=unauthorised,
              tags=["status"])
@@ -266,28 +298,35 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
 
     @app.websocket("/v1/events")
     async def events(websocket: WebSocket) -> None:
-        if options.token is not None and not token_matches(
-                options.token, offered_token(websocket.scope, websocket.query_params.get("token"))):
-            await websocket.close(code=1008, reason="missing or wrong token")
-            return
+        offered = offered_subprotocols(websocket.scope)
+        # Refusals are sent as close frames after the handshake: a refused handshake is only an
+        # HTTP 403 that browsers do not show, and the page must say why ("wrong token").
+        await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
+        if options.token is not None:
+            offered_value = offered_token(websocket.scope, websocket.query_params.get("token"))
+            if not token_matches(options.token, offered_value):
+                reason = "token required" if offered_value is None else "wrong token"
+                await websocket.close(code=1008, reason=reason)
+                return
         try:
             subscription = _parse_subscription(websocket.query_params)
         except ValueError as error:
             await websocket.close(code=1008, reason=str(error)[:120])
             return
-        offered = offered_subprotocols(websocket.scope)
-        await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
         client = hub.connect(subscription)
         sender = asyncio.create_task(pump(client, websocket.send_text, options.send_timeout_s))
         listener = asyncio.create_task(_until_client_leaves(websocket))
         closed = asyncio.create_task(client.closed_event.wait())
+        probe = websocket.scope.get("extensions", {}).get(DeliveryProbe.EXTENSION)
+        watchdog = asyncio.create_task(_watch_lag(client, probe, options.max_lag_s))
+        tasks = (sender, listener, closed, watchdog)
         try:
-            await asyncio.wait({sender, listener, closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
         finally:
             listener_left = listener.done() and not listener.cancelled()
-            for task in (sender, listener, closed):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(sender, listener, closed, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             hub.disconnect(client)
         if client.close_reason is not None and not listener_left:
             code = 1001 if client.close_kind == "shutdown" else _SLOW_CLOSE_CODE
@@ -333,7 +372,11 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
     @app.get("/v1/config", dependencies=guarded, responses=unauthorised, tags=["config"])
     def get_config() -> dict[str, Any]:
         """The loop's current settings (the `Settings` model; see `vigil360 config --schema`)."""
-        return loop.update_settings({}).model_dump(mode="json")
+        return loop.settings.model_dump(mode="json")  # a read: it never writes the settings back
+
+    @app.options("/v1/config", include_in_schema=False)
+    def config_options() -> Response:
+        return Response(status_code=204, headers={"Allow": "GET, HEAD, PUT, OPTIONS"})
 
     @app.put("/v1/config", dependencies=guarded, tags=["config"],
              responses={**unauthorised, 422: {"model": Problem, "description": "the change was rejected"}})
@@ -358,6 +401,19 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
         return alert
 
     return app
+
+
+async def _watch_lag(client, probe, max_lag_s: float) -> None:
+    """Close a client whose oldest unread message is older than `max_lag_s` (never, without a probe)."""
+    if probe is None:  # a server without delivery probes (the test client): nothing to measure
+        await asyncio.Event().wait()
+    while not client.closed:
+        await asyncio.sleep(min(0.25, max_lag_s / 4))
+        client.lag_s = probe.lag_s()
+        if client.lag_s > max_lag_s:
+            client.close("lagging", f"client {client.lag_s:.1f} s behind (limit {max_lag_s:g} s); "
+                                    "reconnect with ?since=<last seq> for what it missed")
+            return
 
 
 async def _until_client_leaves(websocket: WebSocket) -> None:

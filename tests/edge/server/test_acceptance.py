@@ -24,6 +24,7 @@ class Listener(threading.Thread):
         self.received_at: list[float] = []
         self.stop = threading.Event()
         self.connected = threading.Event()
+        self.arrived = threading.Condition()
 
     def start(self) -> None:
         super().start()
@@ -39,8 +40,15 @@ class Listener(threading.Thread):
                     continue
                 except Exception:  # noqa: BLE001 - closed by the server: the thread ends
                     return
-                self.received_at.append(time.time())
-                self.events.append(json.loads(text))
+                with self.arrived:
+                    self.received_at.append(time.time())
+                    self.events.append(json.loads(text))
+                    self.arrived.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> None:
+        """Until `predicate(events)` holds: the last events are on their way when the loop ends."""
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: predicate(self.events), timeout), "events did not arrive"
 
     def close(self) -> None:
         self.stop.set()
@@ -48,11 +56,7 @@ class Listener(threading.Thread):
 
 
 def _wait_until_finished(app, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while app.state.runner.running and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not app.state.runner.running, "the loop did not finish"
-    time.sleep(0.3)  # let the last events reach the clients
+    assert app.state.runner.wait(timeout), "the loop did not finish"
 
 
 def test_events_arrive_in_order_with_the_documented_schema(make_clip_loop, serve_clip) -> None:
@@ -66,13 +70,16 @@ def test_events_arrive_in_order_with_the_documented_schema(make_clip_loop, serve
         listener.start()
         app.state.runner.start()
         _wait_until_finished(app)
+        listener.wait_for(lambda events: len(events) == len(emitted))
         listener.close()
         assert app.state.runner.error is None
     received = [EVENT_ADAPTER.validate_python(event) for event in listener.events]
     types = [event.type for event in received]
     assert types.count("alert") >= 1 and types.count("track") > 50 and types.count("stats") >= 1
     # Exactly what the loop emitted, in the same order (JSON round trip included).
-    assert [e.model_dump(mode="json") for e in received] == [e.model_dump(mode="json") for e in emitted]
+    assert [e.model_dump(mode="json", exclude={"seq"}) for e in received] == [
+        e.model_dump(mode="json", exclude={"seq"}) for e in emitted]
+    assert [e.seq for e in received] == list(range(1, len(emitted) + 1)), "the server numbers every event"
     assert all(b.emit_time >= a.emit_time for a, b in zip(received, received[1:], strict=False))
     assert all(b.frame_index >= a.frame_index for a, b in zip(received, received[1:], strict=False))
     assert any(e.type == "track" and e.mask is not None for e in received)
@@ -94,6 +101,8 @@ def _run_once(make_clip_loop, clip, with_clients: bool, stalled_client) -> dict:
         time.sleep(0.2)
         app.state.runner.start()
         _wait_until_finished(app)
+        if fast is not None:
+            fast.wait_for(lambda events: sum(e["type"] == "alert" for e in events) == len(emitted_alerts))
         hub_stats = app.state.hub.stats()
         if fast is not None:
             fast.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 
@@ -19,7 +18,7 @@ def track(index: int, entity: str = "e0", mask: bool = False) -> TrackEvent:
         frame_time_s=index / 30,
         entity_id=entity,
         box=AngleBox(yaw=0.0, pitch=0.0, width=10.0, height=20.0),
-        mask={"size": [2, 4], "counts": "0"} if mask else None,
+        mask={"size": [2, 4], "counts": "8"} if mask else None,  # one run of 8 zeros
     )
 
 
@@ -98,19 +97,21 @@ def test_publish_stays_cheap_with_clients_that_never_read() -> None:
         await _attached(hub)
         for _ in range(50):
             hub.connect(Subscription(track_hz=1000.0))
-        seconds = []
+        untouched = 0
         for index in range(2000):
-            start = time.perf_counter()
+            queued = [client.queued for client in hub.stats().clients]
             hub.publish(track(index, entity=f"e{index % 5}"))
-            seconds.append(time.perf_counter() - start)
+            # The loop's call only hands the event over: no client queue is touched on its thread.
+            untouched += queued == [client.queued for client in hub.stats().clients]
             if index % 100 == 0:
                 await _settle(hub)
         await _settle(hub)
-        return hub, sorted(seconds)
+        return hub, untouched
 
-    hub, seconds = asyncio.run(scenario())
-    # The loop-side cost does not depend on the clients (fan-out runs on the server's thread).
-    assert seconds[len(seconds) // 2] < 200e-6, seconds[len(seconds) // 2]
+    hub, untouched = asyncio.run(scenario())
+    # The loop-side cost does not depend on the clients (fan-out runs on the server's thread): counted,
+    # not timed, so a loaded machine cannot make this flaky (timing lives in `bench serve-load`).
+    assert untouched == 2000
     stats_ = hub.stats()
     assert all(client.queued == 64 for client in stats_.clients)
     assert stats_.dropped["track"] == 50 * (2000 - 64)
@@ -151,7 +152,7 @@ def test_track_rate_masks_and_types_follow_the_subscription() -> None:
     ]
     assert all(e["mask"] is None for e in slow_rate if e["type"] == "track")
     assert len([e for e in with_masks if e["type"] == "track"]) == 30
-    assert all(e["mask"] == {"size": [2, 4], "counts": "0"} for e in with_masks if e["type"] == "track")
+    assert all(e["mask"] == {"size": [2, 4], "counts": "8"} for e in with_masks if e["type"] == "track")
     assert [e["type"] for e in alerts_only] == ["caption"]
 
 

@@ -2,7 +2,8 @@
 
 It runs against a live loopback server serving the real loop (already run over a short
 synthetic clip, so every endpoint has something to return) and fails on any server error or
-any response that does not match the schema.
+any response that does not match the schema, with every check schemathesis has (status codes,
+content types, headers, negative data rejected, positive data accepted, Allow headers, ...).
 """
 
 from __future__ import annotations
@@ -30,8 +31,16 @@ def served(synthetic_clip, clip_source_class):
         yield server
 
 
+def _all_checks() -> list:
+    from schemathesis import checks
+
+    checks.load_all_checks()
+    return list(checks.CHECKS.get_all())
+
+
 def test_api_conforms_to_its_schema(served) -> None:
     schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json").exclude(path=_STREAMING)
+    every_check = _all_checks()
     tested = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -39,7 +48,7 @@ def test_api_conforms_to_its_schema(served) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def conforms(case) -> None:
-            case.call_and_validate()
+            case.call_and_validate(checks=every_check)
 
         conforms()
         tested.append(f"{operation.method.upper()} {operation.path}")
