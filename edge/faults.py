@@ -32,18 +32,21 @@ class StageOutcome(BaseModel):
 
     succeeded: int = Field(ge=0)
     failed: int = Field(ge=0)
+    unfinished: int = Field(0, ge=0, description="jobs dropped or abandoned when the run ended")
     last_error: str | None = None
 
     @property
     def never_succeeded(self) -> bool:
-        return self.failed > 0 and self.succeeded == 0
+        # Asked for and never delivered: every call failed, or none got to run before the end.
+        return self.succeeded == 0 and self.failed + self.unfinished > 0
 
 
 def stage_outcome(worker) -> StageOutcome:
     """Successes and failures of a model stage's worker (its run counts; failures are never runs)."""
     errors = list(worker.errors)
-    return StageOutcome(succeeded=worker.counts["finished"], failed=worker.counts["failed"],
-                        last_error=errors[-1] if errors else None)
+    counts = worker.counts
+    return StageOutcome(succeeded=counts["finished"], failed=counts["failed"],
+                        unfinished=counts["dropped"] + counts["abandoned"], last_error=errors[-1] if errors else None)
 
 
 def collect_faults(*, speech=None, recorder=None, sink_errors: list[str] | None = None,
@@ -66,11 +69,12 @@ def collect_faults(*, speech=None, recorder=None, sink_errors: list[str] | None 
         faults.append(Fault(component="events", severity="degraded", count=len(sink_errors),
                             message=f"event client failed: {sink_errors[-1]}"))
     for name, outcome in (stages or {}).items():
-        if outcome.failed:
+        if outcome.failed or outcome.never_succeeded:
             state = "never succeeded" if outcome.never_succeeded else f"succeeded {outcome.succeeded} time(s)"
             faults.append(Fault(component=f"model {name}", severity="failed" if outcome.never_succeeded else "degraded",
-                                count=outcome.failed,
-                                message=f"{outcome.failed} call(s) failed, {state}; last error: {outcome.last_error}"))
+                                count=outcome.failed + outcome.unfinished,
+                                message=f"{outcome.failed} call(s) failed, {outcome.unfinished} never finished "
+                                        f"(the run ended first), {state}; last error: {outcome.last_error}"))
     if shutdown:
         faults.append(Fault(component="shutdown", severity="degraded", count=len(shutdown),
                             message="; ".join(shutdown)))

@@ -209,7 +209,8 @@ def run(
 def _exit_on_lost_output(summary, recorder, summary_path: Path) -> None:
     """A run whose predictions are incomplete, or whose requested model stage never worked, ends
     non-zero (after everything was written): a script must not take it for a complete run."""
-    problems = [f"model stage {name} never succeeded ({outcome.failed} call(s) failed; last: {outcome.last_error}); "
+    problems = [f"model stage {name} never succeeded ({outcome.failed} call(s) failed, {outcome.unfinished} never "
+                f"finished; last: {outcome.last_error}); "
                 "alerts came from the reflex tier only"
                 for name, outcome in summary.model_stages.items() if outcome.never_succeeded]
     if recorder.failure is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 
@@ -18,9 +19,13 @@ def _refused_url() -> str:
 
 def test_a_refused_vlm_server_is_reported_per_stage_and_ends_non_zero(blank_video, tmp_path, monkeypatch, capsys,
                                                                       scripted_perception):
+    import vigil360.edge.loop as loop
     import vigil360.edge.reflex as reflex
 
     monkeypatch.setattr(reflex, "ReflexPerception", scripted_perception)
+    # Offline mode: each frame waits for the model calls it scheduled, so the refused server is
+    # really called however loaded the machine is (a background worker might never get to run).
+    monkeypatch.setattr(loop, "EdgeLoop", functools.partial(loop.EdgeLoop, mode="offline"))
     no_retry = {"http": {"max_retries": 0, "connect_timeout_s": 2.0}}
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps({"vlm": {"grounder": no_retry, "captioner": no_retry}}))
@@ -41,13 +46,22 @@ def test_a_refused_vlm_server_is_reported_per_stage_and_ends_non_zero(blank_vide
     assert grounder["finished"] == 0 and grounder["rate_hz"] == 0.0, "failed calls are not runs"
     assert summary["alerts"] == 6, "the reflex tier kept alerting"
     assert any(f["component"] == "model vlm_grounder" and f["severity"] == "failed" for f in summary["faults"])
-    assert "model stages: vlm_grounder 0 ok" in printed.out
+    assert "model stage vlm_grounder (synchronous): " in printed.out and " 0 finished, " in printed.out
 
 
 def test_stage_outcome_counts_only_returned_calls():
     class Worker:  # the worker's own counters, where it keeps them
         errors = ["ConnectError: refused"]
-        counts = {"started": 5, "finished": 3, "failed": 1, "abandoned": 1}
+        counts = {"started": 5, "finished": 3, "failed": 1, "abandoned": 1, "dropped": 0}
 
     outcome = stage_outcome(Worker())
     assert (outcome.succeeded, outcome.failed, outcome.never_succeeded) == (3, 1, False)
+
+
+def test_a_stage_that_never_got_to_run_never_succeeded():
+    class Worker:  # asked six times, the run ended before any call started
+        errors: list[str] = []
+        counts = {"started": 0, "finished": 0, "failed": 0, "abandoned": 0, "dropped": 6}
+
+    outcome = stage_outcome(Worker())
+    assert outcome.never_succeeded and outcome.unfinished == 6
