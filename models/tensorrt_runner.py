@@ -88,7 +88,7 @@ def pick_engines(files, roles, precision: str | None) -> dict:
     if precision is None:
         if len(found) > 1:
             raise UserError(f"engines of several precisions ({', '.join(found)}): choose one "
-                            "(engine_precision=..., e.g. 'fp16')")
+                            "(engine_precision=..., e.g. 'fp16'), or keep one precision per exported folder")
         precision = found[0] if found else None
     chosen = {g.role: g for g in engines if g.metadata.get("precision", "unknown") == precision}
     if not set(roles) <= set(chosen):
