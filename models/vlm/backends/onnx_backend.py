@@ -82,6 +82,9 @@ class OnnxBackend:
         self._eos_mask[sorted(self.eos)] = True
         self._past_names = [n.name for n in self.decoder.get_inputs() if n.name.startswith("past.")]
         self._output_names = [n.name for n in self.decoder.get_outputs()]
+        # On a GPU the cache stays in device memory between steps; only the logits come back.
+        gpu = self.decoder.get_providers()[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+        self._cache_device = "cuda" if gpu else "cpu"
         if self._output_names[0] != "logits" or len(self._output_names) != len(self._past_names) + 1:
             raise UserError(f"{folder}: decoder outputs {self._output_names[:3]}... are not logits + one present "
                             "per past input (re-run `vigil360 export vlm`)")
@@ -136,12 +139,15 @@ class OnnxBackend:
         for _ in range(max_new_tokens):
             binding.clear_binding_inputs()
             binding.clear_binding_outputs()
-            for name, value in (("inputs_embeds", embeds), ("attention_mask", mask), ("position_ids", positions)):
-                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            # Bound by reference: these arrays must (and do) outlive the run below.
+            feeds = {"inputs_embeds": np.ascontiguousarray(embeds), "attention_mask": mask, "position_ids": positions}
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
             for name, value in past.items():
                 binding.bind_ortvalue_input(name, value)
-            for name in self._output_names:
-                binding.bind_output(name, "cpu")
+            binding.bind_output("logits", "cpu")
+            for name in self._output_names[1:]:
+                binding.bind_output(name, self._cache_device)
             self.decoder.run_with_iobinding(binding)
             outputs = binding.get_outputs()
             logits = outputs[0].numpy()[0]
