@@ -227,3 +227,27 @@ def test_tracker_memory_is_flat_after_the_window_fills(sam2_export_dir: Path, cl
         tracker.step(frames[index % len(frames)], index)
         sizes.append(tracker.memory_bytes())
     assert len(set(sizes[15:])) == 1 and sizes[-1] > 0
+
+
+@pytest.mark.slow
+def test_tracker_refuses_to_pick_among_engine_precisions(sam2_export_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from vigil360.models.manifest import GraphFile, load_manifest, write_manifest
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(sam2_export_dir, folder)
+    manifest = load_manifest(folder, kind="sam2", verify=False)
+    engines = [
+        GraphFile(role=g.role, path=f"{g.role}.{p}.engine", format="engine", sha256="0" * 64, size_bytes=1,
+                  metadata={"precision": p})
+        for p in ("fp32", "fp16") for g in manifest.files if g.format == "onnx"
+    ]
+    for engine in engines:
+        (folder / engine.path).write_bytes(b"x")  # never deserialised: the choice fails first
+    write_manifest(folder, manifest.model_copy(update={"files": [*manifest.files, *engines]}))
+    with pytest.raises(UserError, match="several precisions \\(fp16, fp32\\)"):
+        Sam2Tracker(folder, providers="tensorrt", verify_files=False)
+    # Choosing one gets past the choice; without a GPU it then says what is missing instead of guessing.
+    with pytest.raises(UserError, match="TensorRT or a CUDA GPU is missing"):
+        Sam2Tracker(folder, providers="tensorrt", verify_files=False, engine_precision="fp16")
