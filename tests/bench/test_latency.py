@@ -103,5 +103,5 @@ def test_sam2_latency_run_times_lean_for_torch_too_and_memory_per_process(tmp_pa
     assert set(memory) == {"torch", "ort"}
     for figures in memory.values():
         assert 0 < figures["backend_mb"] < figures["peak_rss_mb"]
-    # Separate processes: the figures are the backends' own, not one shared process peak.
-    assert memory["torch"]["peak_rss_mb"] != memory["ort"]["peak_rss_mb"]
+    # Separate processes: the onnxruntime one never imported torch, so it starts far smaller.
+    assert memory["ort"]["rss_after_imports_mb"] + 100 < memory["torch"]["rss_after_imports_mb"]
