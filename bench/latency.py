@@ -72,6 +72,22 @@ def peak_rss_mb() -> float:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
+def own_peak_rss_mb() -> float:
+    """Peak RSS of this process's own address space (Linux VmHWM, reset at exec), in MiB.
+
+    `ru_maxrss` survives fork + exec, so a freshly spawned worker reports its parent's peak; VmHWM
+    does not. Elsewhere falls back to `peak_rss_mb`.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
 def machine_name() -> str:
     """CPU model, logical cores and OS, for labelling figures (the CPU model from /proc/cpuinfo on Linux)."""
     import os

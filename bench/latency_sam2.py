@@ -6,20 +6,25 @@ Stages are timed on the same inputs for every backend: torch eager runs the expo
 `ort-int8` runs them after onnxruntime's dynamic int8 quantisation (weights int8, activations
 quantised on the fly), whose output error against fp32 is reported next to its timings. A "step"
 is one tracking step with a full bank: encoder, memory attention over `--memories` memories and
-`--pointers` pointers, decoder, memory encoder, for N objects. `--stream-frames` runs the real
-Sam2Tracker over a synthetic stream and samples RSS, to show memory stays flat.
+`--pointers` pointers, decoder, memory encoder, for N objects. Backends are interleaved round by
+round and speed-ups are per-round ratios against torch on the SAME bank; `--lean` adds a smaller
+bank for every backend (an algorithmic change, reported as lean vs full per backend, never as a
+backend speed-up). Memory is measured per backend, each in its own process. `--stream-frames` runs
+the real Sam2Tracker over a synthetic stream and samples RSS, to show memory stays flat.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import time
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from vigil360.bench.latency import current_rss_mb, latency_app, machine_name, peak_rss_mb, time_it
+from vigil360.bench.latency import current_rss_mb, latency_app, machine_name, own_peak_rss_mb, peak_rss_mb
 from vigil360.errors import UserError
 
 STAGES = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")
@@ -105,16 +110,89 @@ def _max_difference(session, reference, feeds: dict) -> float:
     return float(max(np.abs(a - b).max() for a, b in zip(got, expected, strict=True)))
 
 
-def _stage_timings(backend: str, run_stage, inputs: dict, warmup: int, repeats: int) -> dict:
-    results = {}
-    for stage in STAGES:
-        results[stage] = time_it(lambda s=stage: run_stage(s, inputs[s]), warmup, repeats).as_dict()
+def interleaved_timings(variants: dict, warmup: int, repeats: int) -> dict[str, dict]:
+    """Per-stage and full-step times of every variant, interleaved: each round runs one full step of
+    every variant in turn, so machine load hits them alike. `variants` maps a label to
+    `run_stage(stage)`. Returns per label and stage the summary and the raw samples (ms)."""
+    samples = {label: {stage: [] for stage in (*STAGES, "step")} for label in variants}
+    for round_index in range(warmup + repeats):
+        for label, run_stage in variants.items():
+            step = 0.0
+            for stage in STAGES:
+                started = time.perf_counter()
+                run_stage(stage)
+                elapsed = (time.perf_counter() - started) * 1000.0
+                step += elapsed
+                if round_index >= warmup:
+                    samples[label][stage].append(elapsed)
+            if round_index >= warmup:
+                samples[label]["step"].append(step)
+    return {
+        label: {stage: {**_summary(values), "samples": values} for stage, values in stages.items()}
+        for label, stages in samples.items()
+    }
 
-    def step() -> None:
+
+def _summary(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "median_ms": float(np.median(array)),
+        "p95_ms": float(np.percentile(array, 95)),
+        "min_ms": float(array.min()),
+        "max_ms": float(array.max()),
+    }
+
+
+def round_ratios(numerator: dict, denominator: dict) -> dict[str, float]:
+    """Step-time ratio numerator / denominator, round by round (both measured back to back)."""
+    ratios = [a / b for a, b in zip(numerator["step"]["samples"], denominator["step"]["samples"], strict=True)]
+    return {"median": float(np.median(ratios)), "min": float(min(ratios)), "max": float(max(ratios))}
+
+
+def memory_probe(backend: str, folder: str, feeds_path: str, model: str, size: int, threads: int,
+                 providers: str) -> dict:
+    """Runs in its own process: RSS after imports, then peak RSS after loading one backend and running
+    one full step - the backend's own footprint, not the benchmark process's accumulated peak."""
+    if backend == "torch":
+        import torch
+
+        from vigil360.export.sam2 import build_model, wrapper_for
+    else:
+        from vigil360.models.runtime import create_session
+    baseline = current_rss_mb()
+    feeds = np.load(feeds_path)
+    inputs = {stage: {k.split("/", 1)[1]: feeds[k] for k in feeds.files if k.startswith(stage + "/")}
+              for stage in STAGES}
+    if backend == "torch":
+        torch.set_num_threads(threads)
+        sam = build_model(model, size, seed=0)
         for stage in STAGES:
-            run_stage(stage, inputs[stage])
+            module = wrapper_for(sam, stage)
+            with torch.inference_mode():
+                module(*(torch.from_numpy(inputs[stage][n]) for n in module.input_names))
+    else:
+        graphs = Path(folder) / ("int8" if backend == "ort-int8" else "")
+        for stage in STAGES:
+            create_session(graphs / f"{stage}.onnx", providers=providers, threads=threads).run(None, inputs[stage])
+    peak = own_peak_rss_mb()
+    return {"rss_after_imports_mb": baseline, "peak_rss_mb": peak, "backend_mb": peak - baseline}
 
-    results["step"] = time_it(step, warmup, repeats).as_dict()
+
+def memory_per_backend(backends: list[str], folder: Path, numpy_inputs: dict, model: str, size: int,
+                       threads: int, providers: str, work: Path) -> dict[str, dict]:
+    """`memory_probe` for each backend in a fresh process (spawned: nothing inherited from this one)."""
+    import multiprocessing
+
+    feeds_path = work / f"feeds_{size}.npz"
+    np.savez(feeds_path, **{f"{stage}/{name}": value for stage, named in numpy_inputs.items()
+                            for name, value in named.items()})
+    context = multiprocessing.get_context("spawn")
+    results = {}
+    for backend in backends:
+        with context.Pool(1) as pool:
+            results[backend] = pool.apply(
+                memory_probe, (backend, str(folder), str(feeds_path), model, size, threads, providers)
+            )
     return results
 
 
@@ -132,6 +210,7 @@ def run_latency(
     quantize: bool,
     backends: tuple[str, ...] = ("torch", "ort"),
     lean: tuple[int, int] | None = None,
+    measure_memory: bool = True,
 ) -> dict:
     import torch
 
@@ -145,6 +224,7 @@ def run_latency(
             "processor": machine_name(),
             "threads": threads,
             "providers": providers,
+            "load_average": [round(v, 2) for v in os.getloadavg()],
         },
         "model": model,
         "weights": "random-init, seed 0",
@@ -170,54 +250,66 @@ def run_latency(
             for name, path in graph_sets.items()
         }
         for objects in objects_list:
-            inputs = _feeds(sam, objects, memories, pointers)
-            numpy_inputs = {
-                stage: {n: t.numpy() for n, t in zip(modules[stage].input_names, args, strict=True)}
-                for stage, args in inputs.items()
-            }
-            row = {"image_size": size, "objects": objects, "backends": {}}
-
-            def torch_stage(stage, args, modules=modules):
-                with torch.inference_mode():
-                    return modules[stage](*args)
-
-            if "torch" in backends:
-                row["backends"]["torch"] = _stage_timings("torch", torch_stage, inputs, warmup, repeats)
-            lean_inputs = None
+            banks = {"": (memories, pointers)}
             if lean is not None:
-                lean_args = _feeds(sam, objects, *lean)
-                lean_inputs = {
-                    stage: {n: t.numpy() for n, t in zip(modules[stage].input_names, args, strict=True)}
-                    for stage, args in lean_args.items()
+                banks["-lean"] = lean
+            variants = {}
+            numpy_by_bank = {}
+            for suffix, bank in banks.items():
+                args = _feeds(sam, objects, *bank)
+                named = {
+                    stage: {n: t.numpy() for n, t in zip(modules[stage].input_names, values, strict=True)}
+                    for stage, values in args.items()
                 }
-            for name, stage_sessions in sessions.items():
-                variants = [(name, numpy_inputs)] + ([(f"{name}-lean", lean_inputs)] if lean_inputs else [])
-                for label, feeds_set in variants:
+                numpy_by_bank[suffix] = named
+                if "torch" in backends:
 
-                    def ort_stage(stage, _args, stage_sessions=stage_sessions, feeds=feeds_set):
+                    def torch_stage(stage, args=args, modules=modules):
+                        with torch.inference_mode():
+                            return modules[stage](*args[stage])
+
+                    variants[f"torch{suffix}"] = torch_stage
+                for name, stage_sessions in sessions.items():
+
+                    def ort_stage(stage, stage_sessions=stage_sessions, feeds=named):
                         return stage_sessions[stage].run(None, feeds[stage])
 
-                    row["backends"][label] = _stage_timings(label, ort_stage, inputs, warmup, repeats)
+                    variants[f"{name}{suffix}"] = ort_stage
+            row = {
+                "image_size": size,
+                "objects": objects,
+                "banks": {("lean" if suffix else "full"): list(bank) for suffix, bank in banks.items()},
+                "backends": interleaved_timings(variants, warmup, repeats),
+            }
+            for name in sessions:
                 if name != "ort":
-                    fp32 = sessions["ort"]
                     row["backends"][name]["parity_max_abs_vs_fp32"] = {
-                        stage: _max_difference(stage_sessions[stage], fp32[stage], numpy_inputs[stage])
+                        stage: _max_difference(sessions[name][stage], sessions["ort"][stage], numpy_by_bank[""][stage])
                         for stage in STAGES
                     }
-            if "torch" in row["backends"]:
-                eager = row["backends"]["torch"]["step"]["median_ms"]
-                row["speedup_vs_torch"] = {
-                    name: eager / timings["step"]["median_ms"]
-                    for name, timings in row["backends"].items()
-                    if name != "torch"
+            # Backend speed-ups compare like with like: the same bank on both sides.
+            if "torch" in backends:
+                row["speedup_vs_torch_same_bank"] = {
+                    label: round_ratios(row["backends"]["torch-lean" if label.endswith("-lean") else "torch"], timings)
+                    for label, timings in row["backends"].items()
+                    if not label.startswith("torch")
                 }
-            row["peak_rss_mb"] = peak_rss_mb()
+            # The lean bank is an algorithmic change (fewer memories than SAM2 uses), reported apart.
+            if lean is not None:
+                row["lean_vs_full_same_backend"] = {
+                    label: round_ratios(row["backends"][label.removesuffix("-lean")], timings)
+                    for label, timings in row["backends"].items()
+                    if label.endswith("-lean")
+                }
+            if measure_memory:
+                probes = (["torch"] if "torch" in backends else []) + list(sessions)
+                row["memory"] = memory_per_backend(
+                    probes, folder, numpy_by_bank[""], model, size, threads, providers, export_root
+                )
             report["runs"].append(row)
             typer.echo(
                 f"{size}px x{objects}: "
-                + ", ".join(
-                    f"{name} step {t['step']['median_ms']:.0f} ms" for name, t in row["backends"].items()
-                )
+                + ", ".join(f"{name} step {t['step']['median_ms']:.0f} ms" for name, t in row["backends"].items())
             )
     return report
 
@@ -256,27 +348,54 @@ def run_stream(
     }
 
 
+def _ratio(figure: dict | None) -> str:
+    return "" if figure is None else f"{figure['median']:.2f}× ({figure['min']:.2f}–{figure['max']:.2f})"
+
+
 def markdown(report: dict) -> str:
+    machine = report["machine"]
     lines = [
         f"SAM2 latency ({report['model']}, {report['weights']} - latency is real, masks are not; "
-        f"{report['machine']['processor']}, "
-        f"{report['machine']['threads']} threads; memories={report['memories']}, "
-        f"pointers={report['pointers']}; "
-        f"median / p95 ms over {report['repeats']} runs after {report['warmup']} warm-up)",
+        f"{machine['processor']}, {machine['threads']} threads, load average {machine.get('load_average', 'n/a')}; "
+        f"backends interleaved round by round; median (min–max) ms over {report['repeats']} rounds after "
+        f"{report['warmup']} warm-up)",
         "",
-        "| size | objects | backend | encoder | memory attn | decoder | memory enc | step "
-        "| step vs torch | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Bank: full = SAM2's rule (memories/pointers as given); lean = fewer memories and pointers, an "
+        "ALGORITHMIC change that departs from SAM2's output, compared with torch on the same lean bank.",
+        "",
+        "| size | objects | bank | backend | encoder | memory attn | decoder | memory enc | step "
+        "| step speed-up vs torch, same bank | lean vs full, same backend |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["runs"]:
         for name, timings in row["backends"].items():
-            cells = [f"{timings[s]['median_ms']:.1f} / {timings[s]['p95_ms']:.1f}" for s in (*STAGES, "step")]
-            ratio = row.get("speedup_vs_torch", {}).get(name)
+            bank = "lean" if name.endswith("-lean") else "full"
+            memories, pointers = row.get("banks", {}).get(bank, (report["memories"], report["pointers"]))
+            cells = [
+                f"{timings[s]['median_ms']:.1f} ({timings[s]['min_ms']:.1f}–{timings[s]['max_ms']:.1f})"
+                for s in (*STAGES, "step")
+            ]
             lines.append(
-                f"| {row['image_size']} | {row['objects']} | {name} | "
+                f"| {row['image_size']} | {row['objects']} | {bank} ({memories} mem, {pointers} ptr) | {name} | "
                 + " | ".join(cells)
-                + f" | {'' if ratio is None else f'{ratio:.2f}x'} | {row['peak_rss_mb']:.0f} |"
+                + f" | {_ratio(row.get('speedup_vs_torch_same_bank', {}).get(name))}"
+                + f" | {_ratio(row.get('lean_vs_full_same_backend', {}).get(name))} |"
             )
+    memory_rows = [(row, name, figures) for row in report["runs"] for name, figures in row.get("memory", {}).items()]
+    if memory_rows:
+        lines += [
+            "",
+            "Memory per backend, each in its own process (full bank, one step): peak RSS, and what the backend "
+            "added to the process after its imports.",
+            "",
+            "| size | objects | backend | peak RSS MB | backend MB |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {row['image_size']} | {row['objects']} | {name} | {figures['peak_rss_mb']:.0f} "
+            f"| {figures['backend_mb']:.0f} |"
+            for row, name, figures in memory_rows
+        ]
     if stream := report.get("stream"):
         lines += [
             "",
@@ -303,14 +422,18 @@ def latency_sam2_command(
     stream_frames: int = typer.Option(0, "--stream-frames", help="also run the tracker over N frames (RSS)"),
     stream_size: int = typer.Option(128, "--stream-size", help="image size of the stream run"),
     lean: str | None = typer.Option(
-        None, "--lean", help="also time a smaller memory-attention input, MEMORIES,POINTERS (e.g. 3,4)"
+        None, "--lean", help="also time a smaller bank, MEMORIES,POINTERS (e.g. 3,4): an algorithmic change, "
+        "timed for torch and onnxruntime alike"
+    ),
+    memory: bool = typer.Option(
+        True, "--memory/--no-memory", help="peak RSS of each backend in its own process (one full step)"
     ),
     export_root: Path = typer.Option(
         Path("exports/bench"), "--export-dir", help="random-init exports (reused)"
     ),
     out: Path = typer.Option(Path("bench-results/latency_sam2"), "--out", help="JSON + Markdown go here"),
 ) -> None:
-    """Per-stage and full-step latency (median, p95), torch eager vs onnxruntime, plus peak RSS."""
+    """Per-stage and full-step latency, backends interleaved (median, min-max), plus each backend's memory."""
     from vigil360.records import atomic_write_text
 
     backends = ("ort",) if no_torch else ("torch", "ort")
@@ -328,6 +451,7 @@ def latency_sam2_command(
         quantize,
         backends,
         _lean(lean),
+        memory,
     )
     if stream_frames > 0:
         from vigil360.export.sam2 import ensure_export

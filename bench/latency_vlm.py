@@ -3,17 +3,21 @@
 Run it at a realistic size: by default it builds a RANDOM-WEIGHTS model of the published
 SmolVLM-256M architecture (compute does not depend on weight values) and exports it. Both
 backends decode greedily the same fixed number of tokens (EOS ignored), on the same prompt and
-images, with the same thread count; figures are medians of `time_it`.
+images, with the same thread count. Backends are interleaved round by round; the report gives the
+median and min–max of each figure and of the per-round speed-up against transformers.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
+import numpy as np
 import typer
 
-from vigil360.bench.latency import latency_app, machine_name, peak_rss_mb, time_it
+from vigil360.bench.latency import latency_app, machine_name, peak_rss_mb
 
 
 def _ensure_model(model_dir: Path | None, architecture: str, work_dir: Path) -> Path:
@@ -43,7 +47,6 @@ def _ensure_export(onnx_dir: Path | None, model_dir: Path, work_dir: Path, threa
 def measure(model_dir: Path, onnx_dirs: dict[str, Path], images: int, tokens: int, threads: int, warmup: int,
             repeats: int) -> dict:
     """Figures for transformers and for each named ONNX export folder (e.g. fp32 and int8)."""
-    import numpy as np
     import torch
 
     from vigil360.models.vlm.backends.common import DecodeClock
@@ -80,52 +83,81 @@ def measure(model_dir: Path, onnx_dirs: dict[str, Path], images: int, tokens: in
 
     backends = {"transformers": (torch_vision, torch_run)}
     backends.update({name: onnx_pair(runtime) for name, runtime in runtimes.items()})
-    results: dict[str, dict] = {}
-    for name, (vision, _) in backends.items():
-        results[name] = {"vision": time_it(vision, warmup=warmup, repeats=repeats).as_dict()}
-    # Decoding runs are interleaved (one run of each backend per round), so a burst of load from
-    # other processes hits every backend alike; TTFT and ms/token come from per-token timestamps
-    # within each run, so run-to-run noise cannot make one of them negative.
-    runs: dict[str, dict[str, list[float]]] = {name: {"ttft_ms": [], "per_token_ms": []} for name in backends}
+    # Every figure is interleaved: each round times every backend once (vision, then a full decode),
+    # so a burst of load from other processes hits all backends alike; ratios are taken per round.
+    # TTFT and ms/token come from per-token timestamps within each run, so run-to-run noise cannot
+    # make one of them negative.
+    runs: dict[str, dict[str, list[float]]] = {
+        name: {"vision_ms": [], "ttft_ms": [], "per_token_ms": []} for name in backends
+    }
     for round_index in range(warmup + repeats):
-        for name, (_, run) in backends.items():
+        for name, (vision, run) in backends.items():
+            started = time.perf_counter()
+            vision()
+            vision_ms = (time.perf_counter() - started) * 1000.0
             clock = DecodeClock()
             run(clock)
             if clock.tokens != tokens:
                 raise RuntimeError(f"{name}: decoded {clock.tokens} tokens, expected {tokens}")
             if round_index >= warmup:
+                runs[name]["vision_ms"].append(vision_ms)
                 runs[name]["ttft_ms"].append((clock.first_token - clock.start) * 1000.0)
                 runs[name]["per_token_ms"].append(clock.per_token_s() * 1000.0)
-    baseline_ms = float(np.median(runs["transformers"]["per_token_ms"]))
-    for name, figures in results.items():
-        per_token_ms = float(np.median(runs[name]["per_token_ms"]))
-        figures.update({"vision_ms": figures["vision"]["median_ms"], "ttft_ms": float(np.median(runs[name]["ttft_ms"])),
-                        "per_token_ms": per_token_ms, "per_token_min_ms": float(min(runs[name]["per_token_ms"])),
-                        "tokens_per_s": 1000.0 / per_token_ms, "runs": runs[name]})
-        if name in runtimes:
-            figures.update({"precision": runtimes[name].manifest.precision, "export": str(onnx_dirs[name]),
-                            "per_token_speedup_vs_transformers": baseline_ms / per_token_ms})
+    results = {name: summarise(runs[name], runs["transformers"]) for name in backends}
+    for name in runtimes:
+        results[name].update({"precision": runtimes[name].manifest.precision, "export": str(onnx_dirs[name])})
     first = next(iter(runtimes.values())).manifest
     return {
-        "benchmark": "vlm latency", "machine": machine_name(), "threads": threads, "weights": first.weights,
-        "architecture": first.model, "images": images, "image_size": size,
+        "benchmark": "vlm latency", "machine": machine_name(), "load_average": load_average(), "threads": threads,
+        "weights": first.weights, "architecture": first.model, "images": images, "image_size": size,
         "prompt_tokens": int(torch_inputs["input_ids"].shape[1]), "new_tokens": tokens, "warmup": warmup,
-        "repeats": repeats, "results": results, "peak_rss_mb": peak_rss_mb(), "versions": first.versions,
+        "repeats": repeats, "interleaved": True, "results": results, "peak_rss_mb": peak_rss_mb(),
+        "versions": first.versions,
     }
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values))}
+
+
+def summarise(runs: dict[str, list[float]], reference: dict[str, list[float]]) -> dict:
+    """Median and min-max of each figure, and per-round speed-ups against the reference backend
+    (round i of both were measured back to back)."""
+    figures: dict = {key: spread(values) for key, values in runs.items()}
+    for key in ("vision_ms", "per_token_ms"):
+        ratios = [ref / own for ref, own in zip(reference[key], runs[key], strict=True)]
+        figures[f"{key.removesuffix('_ms')}_speedup"] = spread(ratios)
+    figures["runs"] = runs
+    return figures
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load average when the figures were taken (None where the OS has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _cell(figure: dict, digits: int = 1, suffix: str = "") -> str:
+    return (f"{figure['median']:.{digits}f}{suffix} ({figure['min']:.{digits}f}–{figure['max']:.{digits}f})")
+
+
 def markdown(report: dict) -> str:
+    load = report.get("load_average")
     rows = [f"VLM latency - {report['architecture']} ({report['weights']}; RANDOM WEIGHTS: latency is real, output "
             f"is not), {report['images']} image(s) of {report['image_size']} px, {report['prompt_tokens']} prompt "
-            f"tokens, {report['new_tokens']} new tokens, {report['threads']} threads, {report['machine']}",
-            "", "| backend | vision encoder ms | time to first token ms | ms / token (min) | tokens/s "
-            "| per-token speed-up |",
-            "|---|---|---|---|---|---|"]
+            f"tokens, {report['new_tokens']} new tokens, {report['threads']} threads, {report['machine']}, "
+            f"load average {load if load is not None else 'n/a'}; backends interleaved, {report['repeats']} rounds "
+            f"after {report['warmup']} warm-up: median (min–max)",
+            "", "| backend | vision encoder ms | time to first token ms | ms / token | tokens/s "
+            "| vision speed-up | per-token speed-up |",
+            "|---|---|---|---|---|---|---|"]
     for name, figures in report["results"].items():
-        speedup = figures.get("per_token_speedup_vs_transformers")
-        rows.append(f"| {name} | {figures['vision_ms']:.1f} | {figures['ttft_ms']:.1f} | {figures['per_token_ms']:.1f} "
-                    f"({figures['per_token_min_ms']:.1f}) | {figures['tokens_per_s']:.1f} "
-                    f"| {'1.00x' if speedup is None else f'{speedup:.2f}x'} |")
+        tokens_per_s = 1000.0 / figures["per_token_ms"]["median"]
+        rows.append(f"| {name} | {_cell(figures['vision_ms'])} | {_cell(figures['ttft_ms'])} "
+                    f"| {_cell(figures['per_token_ms'])} | {tokens_per_s:.1f} "
+                    f"| {_cell(figures['vision_speedup'], 2, '×')} | {_cell(figures['per_token_speedup'], 2, '×')} |")
     return "\n".join(rows)
 
 

@@ -194,8 +194,8 @@ def wrapper_for(sam, role: str):
 def export_graph(module, args: tuple, path: Path, opset: int, dynamic_axes: dict) -> None:
     """TorchScript-based ONNX export: one self-contained file, dynamic axes by name.
 
-    The dynamo exporter also works (see FIELD-NOTES) but takes several times longer on a small CPU
-    and writes external weight files; this path keeps CI fast and each graph a single file.
+    The dynamo exporter also works (parity within 4e-6 when tried) but takes several times longer
+    on a small CPU and writes external weight files; this path keeps CI fast and each graph a single file.
     """
     import warnings
 
@@ -402,7 +402,25 @@ def tracker_config(sam, config_name: str) -> dict:
     }
 
 
-@export_app.command("sam2")
+# Paragraphs are single lines: the help renderer keeps line breaks as written.
+_EXPORT_SAM2_HELP = (
+    "Export SAM2's four graphs to ONNX, check each against torch, write manifest.json.\n\n"
+    "The graphs (image encoder, prompt encoder + mask decoder, memory attention, memory encoder) go to OUT "
+    "with a manifest (hashes, tensor signatures, parity against torch); `vigil360 run --sam2 OUT` and "
+    "`vigil360 export trt OUT` read that folder.\n\n"
+) + """Examples:
+
+  vigil360 export sam2 --checkpoint sam2.1_t.pt --out exports/sam2
+
+  vigil360 export sam2 --checkpoint sam2.1_t.pt --image-size 512 --out e512
+
+  vigil360 export sam2 --model sam2.1_hiera_small --checkpoint s.pt --out es
+
+  vigil360 export sam2 --random-init --seed 0 --image-size 256 --out r256
+"""
+
+
+@export_app.command("sam2", help=_EXPORT_SAM2_HELP)
 def export_sam2_command(
     model: str = typer.Option("sam2.1_hiera_tiny", "--model", help=f"one of: {', '.join(MODELS)}"),
     checkpoint: Path | None = typer.Option(
@@ -419,7 +437,6 @@ def export_sam2_command(
     ),
     out: Path = typer.Option(Path("exports/sam2"), "--out", help="folder for the graphs and manifest.json"),
 ) -> None:
-    """Export SAM2's four graphs to ONNX, check each against torch, write manifest.json."""
     if random_init == (checkpoint is not None):
         raise UserError("choose the weights: --checkpoint PATH, or --random-init [--seed N]")
     manifest = export_sam2(model, out, image_size, opset, checkpoint, seed if random_init else None, config)

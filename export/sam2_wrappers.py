@@ -2,7 +2,7 @@
 
 Each wrapper reuses the sam2 model's own sub-modules (so the weights are the checkpoint's) and
 only changes what does not export: the complex-number RoPE of memory attention is rewritten with
-real cos/sin tables computed once per wrapper, and host-side choices (which of the four masks to
+real cos/sin tables computed once per call inside the graph, and host-side choices (which of the four masks to
 keep, the memory bank) are left to the runtime. All wrappers put themselves in eval mode: a
 wrapper left in training mode re-enables dropout in memory attention and breaks parity.
 
@@ -160,7 +160,6 @@ class MemoryAttention(nn.Module):
     def __init__(self, model) -> None:
         super().__init__()
         self.model = model
-        size = model.image_size // model.backbone_stride
         first = model.memory_attention.layers[0]
         for layer in model.memory_attention.layers:
             for attn in (layer.self_attn, layer.cross_attn_image):
@@ -171,10 +170,7 @@ class MemoryAttention(nn.Module):
                     raise ValueError("memory attention layers with different head layouts are not supported")
         head_dim = first.self_attn.internal_dim // first.self_attn.num_heads
         theta = first.self_attn.compute_cis.keywords["theta"]
-        cos, sin = axial_rope_tables(head_dim, size, size, theta)
-        # One copy of the tables per graph (the TorchScript exporter used to inline them per use).
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.rope_dim, self.rope_theta = head_dim, theta
         self.eval()
 
     def forward(self, image_embed, image_pos, memory, memory_pos, memory_tpos_index, obj_ptrs, obj_ptr_tpos):
@@ -201,7 +197,9 @@ class MemoryAttention(nn.Module):
         curr = image_embed.flatten(2).transpose(1, 2)  # [B, hw, C]
         curr_pos = image_pos.flatten(2).transpose(1, 2)
         output = curr + 0.1 * curr_pos if attention.pos_enc_at_input else curr
-        cos, sin = self.rope_cos, self.rope_sin
+        # Computed here from the feature size rather than stored: stored tables get folded into
+        # every consumer by the TorchScript exporter (64 copies, 85 % of the file at 512 px).
+        cos, sin = axial_rope_tables(self.rope_dim, width, height, self.rope_theta)
         for layer in attention.layers:
             tgt2 = layer.norm1(output)
             q = tgt2 + curr_pos if layer.pos_enc_at_attn else tgt2

@@ -7,6 +7,7 @@ onnxruntime build offers, so the same code runs on a Jetson, a laptop GPU and a 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -63,8 +64,34 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def select_providers(choice: ProviderChoice = "auto", trt_cache_dir: str | Path | None = None) -> list:
-    """Providers for `choice` that this build offers; asking for a GPU that is absent is an error."""
+# Per input name: (min, opt, max) shapes of one TensorRT optimisation profile.
+ShapeProfiles = dict[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]
+
+
+def tensorrt_profile_options(profiles: ShapeProfiles) -> dict[str, str]:
+    """onnxruntime TensorRT EP options for explicit shape profiles ("name:1x3x64x64,name2:...").
+
+    Without them the provider builds an engine for the shapes it first sees and rebuilds whenever an
+    input outgrows them - with a KV cache that is every few decoding steps.
+    """
+    def joined(index: int) -> str:
+        return ",".join(f"{name}:{'x'.join(str(int(d)) for d in shapes[index])}" for name, shapes in profiles.items())
+
+    for name, (low, opt, high) in profiles.items():
+        ranked = len(low) == len(opt) == len(high)
+        if not ranked or any(not a <= b <= c for a, b, c in zip(low, opt, high, strict=True)):
+            raise UserError(f"shape profile for {name!r} needs min <= opt <= max per axis, got {low}, {opt}, {high}")
+    return {"trt_profile_min_shapes": joined(0), "trt_profile_opt_shapes": joined(1),
+            "trt_profile_max_shapes": joined(2)}
+
+
+def select_providers(choice: ProviderChoice = "auto", trt_cache_dir: str | Path | None = None,
+                     trt_profiles: ShapeProfiles | None = None) -> list:
+    """Providers for `choice` that this build offers; asking for a GPU that is absent is an error.
+
+    `trt_profiles` (TensorRT EP only) fixes the engine's shape ranges up front; `trt_cache_dir` keeps
+    built engines across runs.
+    """
     if choice not in _BY_CHOICE:
         raise UserError(f"unknown provider choice {choice!r}; use one of {', '.join(_BY_CHOICE)}")
     have = set(available_providers())
@@ -74,12 +101,14 @@ def select_providers(choice: ProviderChoice = "auto", trt_cache_dir: str | Path 
                         "(install onnxruntime-gpu on a machine with an NVIDIA GPU)")
     providers: list = []
     for name in wanted:
-        if name == "TensorrtExecutionProvider" and trt_cache_dir is not None:
-            providers.append((name, {"trt_engine_cache_enable": True,
-                                     "trt_engine_cache_path": str(trt_cache_dir),
-                                     "trt_timing_cache_enable": True}))
-        else:
-            providers.append(name)
+        options: dict = {}
+        if name == "TensorrtExecutionProvider":
+            if trt_cache_dir is not None:
+                options.update({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(trt_cache_dir),
+                                "trt_timing_cache_enable": True})
+            if trt_profiles:
+                options.update(tensorrt_profile_options(trt_profiles))
+        providers.append((name, options) if options else name)
     return providers
 
 
@@ -88,6 +117,7 @@ def create_session(
     providers: ProviderChoice = "auto",
     threads: int | None = None,
     trt_cache_dir: str | Path | None = None,
+    trt_profiles: ShapeProfiles | None = None,
 ):
     """An InferenceSession with full graph optimisation; `threads` caps intra-op threads."""
     import onnxruntime as ort
@@ -101,7 +131,8 @@ def create_session(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), options, providers=select_providers(providers, trt_cache_dir))
+        chosen = select_providers(providers, trt_cache_dir, trt_profiles)
+        return ort.InferenceSession(str(path), options, providers=chosen)
     except Exception as error:  # onnxruntime raises its own untyped errors for bad files
         if isinstance(error, UserError):
             raise

@@ -77,21 +77,23 @@ def preprocess(
     std: Sequence[float],
     color: Literal["rgb", "bgr"] = "rgb",
 ) -> np.ndarray:
-    """H x W x 3 uint8 -> [1, 3, S, S] float32, resized and normalised as SAM2 expects."""
-    import cv2
+    """H x W x 3 uint8 -> [1, 3, S, S] float32, resized and normalised exactly as SAM2's video loader.
+
+    sam2's `load_video_frames` resizes the uint8 RGB frame with PIL's bicubic filter, divides by 255
+    in float64 and normalises in float32; any other resize (OpenCV's area filter shifted mask logits
+    by up to 3e-2 at 512 px) makes the tracker a different model from the one it was exported from.
+    """
+    from PIL import Image
 
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise UserError(f"expected an H x W x 3 uint8 frame, got shape {frame.shape} dtype {frame.dtype}")
     if color == "bgr":
         frame = frame[..., ::-1]
-    height, width = frame.shape[:2]
-    shrink = height > image_size or width > image_size
-    resized = cv2.resize(
-        np.ascontiguousarray(frame),
-        (image_size, image_size),
-        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC,
+    resized = np.asarray(
+        Image.fromarray(np.ascontiguousarray(frame)).resize((image_size, image_size), Image.Resampling.BICUBIC)
     )
-    image = (resized.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    image = (resized / 255.0).astype(np.float32)
+    image = (image - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
 
 
@@ -126,6 +128,8 @@ class Sam2Tracker:
     `fill_hole_area=None` uses the exported model's setting (8 for the official video predictor).
     `max_memories` / `max_pointers` (None: SAM2's 7 and 16) shrink memory attention's input on slow
     devices, keeping prompted frames and the most recent frames; this departs from SAM2's output.
+    `engine_precision` picks among TensorRT engines of several precisions in the folder (required
+    then: the tracker never picks one silently).
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class Sam2Tracker:
         max_memories: int | None = None,
         max_pointers: int | None = None,
         verify_files: bool = True,
+        engine_precision: str | None = None,
     ) -> None:
         self.folder = Path(manifest_dir)
         self.manifest: Manifest = load_manifest(self.folder, kind="sam2", verify=verify_files)
@@ -166,20 +171,25 @@ class Sam2Tracker:
             max_memories_used=max_memories,
             max_pointers_used=max_pointers,
         )
-        self.graphs = self._load_graphs(providers, threads)
+        self.graphs = self._load_graphs(providers, threads, engine_precision)
         constants = np.load(self.folder / self.manifest.file("constants").path)
         self.no_mem_embed = constants["no_mem_embed"].astype(np.float32).reshape(1, -1, 1, 1)
         self.objects: dict[int | str, _Object] = {}
         self.memory_pos: np.ndarray | None = None  # [1, Cm, h, w], the same for every memory
         self._features: tuple[int, dict[str, np.ndarray], tuple[int, int]] | None = None
 
-    def _load_graphs(self, providers: str, threads: int | None) -> dict:
-        engines = {g.role: g for g in self.manifest.files if g.format == "engine"}
-        if engines and providers in ("tensorrt", "auto") and set(ROLES) <= set(engines):
-            from vigil360.models.tensorrt_runner import EngineGraph, tensorrt_usable
+    def _load_graphs(self, providers: str, threads: int | None, engine_precision: str | None) -> dict:
+        from vigil360.models.tensorrt_runner import EngineGraph, pick_engines, tensorrt_usable
 
-            if tensorrt_usable():
-                return {role: EngineGraph(self.folder / engines[role].path) for role in ROLES}
+        has_engines = any(g.format == "engine" for g in self.manifest.files)
+        if has_engines and (providers == "tensorrt" or (providers == "auto" and tensorrt_usable())):
+            try:
+                engines = pick_engines(self.manifest.files, ROLES, engine_precision)
+            except UserError as error:
+                raise UserError(f"{self.folder}: {error}") from None
+            if not tensorrt_usable():
+                raise UserError(f"{self.folder}: TensorRT engines asked for, but TensorRT or a CUDA GPU is missing")
+            return {role: EngineGraph(self.folder / engines[role].path) for role in ROLES}
         return {
             role: OnnxGraph(self.folder / self.manifest.file(role).path, providers, threads) for role in ROLES
         }

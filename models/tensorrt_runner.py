@@ -1,7 +1,10 @@
 """Run a serialized TensorRT engine with numpy in and out (the native-engine backend of Sam2Tracker).
 
 Buffers are torch CUDA tensors (torch is already part of a GPU install), the TensorRT 10
-name-based I/O API sets shapes and addresses, and one CUDA stream runs each call.
+name-based I/O API sets shapes and addresses, and one CUDA stream carries each call from end to end:
+the host-to-device copies, the engine, and the device-to-host copies are all queued on it, so the
+engine cannot read an input before its copy lands (torch would otherwise copy on its default stream
+while TensorRT runs on this non-blocking one), and outputs are read only after it is synchronised.
 """
 
 from __future__ import annotations
@@ -49,21 +52,47 @@ class EngineGraph:
 
     def __call__(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
         torch = self.torch
+        missing = set(self.inputs) - set(feeds)
+        if missing:
+            raise UserError(f"engine inputs missing: {sorted(missing)}")
         keep = []
-        for name in self.inputs:
-            tensor = torch.from_numpy(np.ascontiguousarray(feeds[name])).to("cuda", self.dtypes[name])
-            keep.append(tensor)
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, int(tensor.data_ptr()))
-        outputs = {}
-        for name in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            outputs[name] = torch.empty(shape, dtype=self.dtypes[name], device="cuda")
-            self.context.set_tensor_address(name, int(outputs[name].data_ptr()))
-        if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise UserError("TensorRT execution failed")
+        with torch.cuda.stream(self.stream):
+            for name in self.inputs:
+                tensor = torch.from_numpy(np.ascontiguousarray(feeds[name])).to("cuda", self.dtypes[name])
+                keep.append(tensor)
+                self.context.set_input_shape(name, tuple(tensor.shape))
+                self.context.set_tensor_address(name, int(tensor.data_ptr()))
+            outputs = {}
+            for name in self.outputs:
+                shape = tuple(self.context.get_tensor_shape(name))
+                outputs[name] = torch.empty(shape, dtype=self.dtypes[name], device="cuda")
+                self.context.set_tensor_address(name, int(outputs[name].data_ptr()))
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise UserError("TensorRT execution failed")
+            host = {
+                name: (tensor.float() if tensor.is_floating_point() else tensor).to("cpu", non_blocking=True)
+                for name, tensor in outputs.items()
+            }
         self.stream.synchronize()
-        return {
-            name: tensor.float().cpu().numpy() if tensor.is_floating_point() else tensor.cpu().numpy()
-            for name, tensor in outputs.items()
-        }
+        return {name: tensor.numpy() for name, tensor in host.items()}
+
+
+def pick_engines(files, roles, precision: str | None) -> dict:
+    """The engine file per role at one precision; several precisions need an explicit choice.
+
+    A folder can hold fp32, fp16 and int8 engines side by side (`vigil360 export trt` per precision);
+    taking whichever the manifest lists last would change the model's numbers without a word.
+    """
+    engines = [g for g in files if g.format == "engine"]
+    found = sorted({g.metadata.get("precision", "unknown") for g in engines})
+    if precision is None:
+        if len(found) > 1:
+            raise UserError(f"engines of several precisions ({', '.join(found)}): choose one "
+                            "(engine_precision=..., e.g. 'fp16'), or keep one precision per exported folder")
+        precision = found[0] if found else None
+    chosen = {g.role: g for g in engines if g.metadata.get("precision", "unknown") == precision}
+    if not set(roles) <= set(chosen):
+        lacking = sorted(set(roles) - set(chosen))
+        raise UserError(f"no {precision} engines for {', '.join(lacking)} (found precisions: {', '.join(found)}); "
+                        f"run `vigil360 export trt` for that precision")
+    return {role: chosen[role] for role in roles}

@@ -119,6 +119,31 @@ def test_wrapped_memory_attention_equals_sam2_module(torch_model, sam2_export_di
     assert float(manifest.notes["memory_attention_wrapper_vs_sam2_max_abs"]) <= 1e-5
 
 
+def _constant_tensors(path: Path) -> list:
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    tensors = list(graph.initializer)
+    tensors += [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.t.dims]
+    return tensors
+
+
+def test_memory_attention_file_holds_no_rotary_tables(sam2_export_dir: Path, torch_model) -> None:
+    """The RoPE cos/sin tables are computed in the graph: no [h*w, head_dim/2] constant, and the
+    file is its weights (the exporter used to fold one table copy into each of 64 consumers)."""
+    attention = torch_model.memory_attention.layers[0].self_attn
+    side = IMAGE_SIZE // torch_model.backbone_stride
+    table_shape = [side * side, attention.internal_dim // attention.num_heads // 2]
+    tensors = _constant_tensors(sam2_export_dir / "memory_attention.onnx")
+    assert [list(t.dims) for t in tensors].count(table_shape) == 0
+    # Random-init layers are clones (identical weights the exporter stores once): count distinct ones.
+    distinct = {p.detach().numpy().tobytes(): p.numel() * 4 for p in torch_model.memory_attention.parameters()}
+    weights = sum(distinct.values()) + torch_model.maskmem_tpos_enc.numel() * 4
+    weights += sum(p.numel() * 4 for p in torch_model.obj_ptr_tpos_proj.parameters())
+    size = (sam2_export_dir / "memory_attention.onnx").stat().st_size
+    assert size < 1.1 * weights, (size, weights)
+
+
 def test_real_rope_equals_complex_rope(torch_model) -> None:
     from vigil360.export.sam2_wrappers import check_rope_equivalence
 

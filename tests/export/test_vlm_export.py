@@ -44,6 +44,11 @@ def test_cli_exports_with_parity_and_a_manifest(exported):
     vision, decoder = manifest.file("vision"), manifest.file("decoder")
     assert vision.parity_max_abs["image_features"] <= 1e-5
     assert decoder.metadata["greedy_tokens_match_generate"] == "true"
+    # 32 tokens of which at least 8 distinct: a sequence that could have failed.
+    assert decoder.metadata["parity_tokens"] == "32" and int(decoder.metadata["distinct_parity_tokens"]) >= 8
+    assert "parity_strength" not in manifest.notes
+    diff, scale = (float(decoder.metadata[k]) for k in ("step_logits_max_abs_diff", "step_logits_max_abs_value"))
+    assert scale > 0 and diff <= 1e-4 * max(1.0, scale)  # 2 layers: well inside the 1e-3 export bound
     assert vision.inputs[0].name == "pixel_values" and isinstance(vision.inputs[0].shape[0], str)  # dynamic count
     names = [spec.name for spec in decoder.inputs]
     assert names[:3] == ["inputs_embeds", "attention_mask", "position_ids"] and "past.1.value" in names

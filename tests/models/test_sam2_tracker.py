@@ -56,28 +56,28 @@ def clip():
     return frames, boxes
 
 
-@pytest.mark.slow
-def test_onnx_tracker_reproduces_torch_video_predictor(sam2_export_dir: Path, clip, tmp_path: Path) -> None:
+def _parity_with_sam2_loader(export_dir: Path, frames: list, boxes: dict, folder: Path) -> tuple[float, float]:
+    """Worst |logit| gap and worst mask IoU between our tracker and sam2's SAM2VideoPredictor, which
+    reads the same JPEG folder with its OWN frame loader (resize and normalisation included)."""
+    from PIL import Image
+
     from vigil360.export.sam2 import build_model
 
-    frames, boxes = clip
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:05d}.jpg"), frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    # The pixels sam2's loader decodes (PIL), so the only difference left is what each side does with them.
+    decoded = [np.asarray(Image.open(folder / f"{i:05d}.jpg").convert("RGB")) for i in range(len(frames))]
     # The CPU torch reference cannot fill holes (sam2's CUDA extension), so neither do we here.
-    tracker = Sam2Tracker(sam2_export_dir, providers="cpu", num_frames=len(frames), fill_hole_area=0)
+    tracker = Sam2Tracker(export_dir, providers="cpu", num_frames=len(frames), fill_hole_area=0)
     for obj_id, box in boxes.items():
         assert tracker.add_object(obj_id, 0, box_xyxy=box) is None  # queued until frame 0 arrives
-    ours = [tracker.step(frame, index) for index, frame in enumerate(frames)]
+    ours = [tracker.step(frame, index) for index, frame in enumerate(decoded)]
 
     sam = build_model("sam2.1_hiera_tiny", IMAGE_SIZE, seed=0)
-    for index, frame in enumerate(frames):
-        cv2.imwrite(str(tmp_path / f"{index:05d}.jpg"), frame[..., ::-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        state = sam.init_state(str(tmp_path))
-        # Same pixels for both sides: the JPEG round trip only gives the predictor its frame count and size.
-        state["images"] = torch.from_numpy(
-            np.concatenate([preprocess(f, IMAGE_SIZE, MEAN, STD) for f in frames])
-        )
-        state["cached_features"] = {}
+        state = sam.init_state(str(folder))
         for obj_id, box in boxes.items():
             sam.add_new_points_or_box(state, 0, obj_id, box=np.asarray(box, np.float32))
         reference = {index: (ids, video.numpy()) for index, ids, video in sam.propagate_in_video(state)}
@@ -95,6 +95,27 @@ def test_onnx_tracker_reproduces_torch_video_predictor(sam2_export_dir: Path, cl
             iou = 1.0 if union == 0 else (got.mask & expected).sum() / union
             worst_iou = min(worst_iou, float(iou))
             assert got.mask.shape == frames[0].shape[:2]
+    return worst_logit, worst_iou
+
+
+@pytest.mark.slow
+def test_onnx_tracker_reproduces_torch_video_predictor(sam2_export_dir: Path, clip, tmp_path: Path) -> None:
+    frames, boxes = clip
+    worst_logit, worst_iou = _parity_with_sam2_loader(sam2_export_dir, frames, boxes, tmp_path / "frames")
+    assert worst_logit <= LOGIT_BOUND, worst_logit
+    assert worst_iou >= IOU_BOUND, worst_iou
+
+
+@pytest.mark.slow
+def test_tracker_matches_sam2_on_a_real_video_read_by_sam2s_own_loader(sam2_export_dir: Path, tmp_path: Path):
+    """Real pedestrians (OpenCV's vtest.avi), 768 x 576 shrunk to the model's input: the resize filter
+    matters here (OpenCV's area filter vs sam2's PIL bicubic), unlike on flat synthetic colours."""
+    from real_video import vtest_frames
+
+    frames = vtest_frames(8, step=3)
+    # Two boxes over the walkway (people and paving); parity does not depend on what they hold.
+    boxes = {1: [90.0, 150.0, 200.0, 400.0], 2: [400.0, 180.0, 560.0, 470.0]}
+    worst_logit, worst_iou = _parity_with_sam2_loader(sam2_export_dir, frames, boxes, tmp_path / "frames")
     assert worst_logit <= LOGIT_BOUND, worst_logit
     assert worst_iou >= IOU_BOUND, worst_iou
 
@@ -206,3 +227,27 @@ def test_tracker_memory_is_flat_after_the_window_fills(sam2_export_dir: Path, cl
         tracker.step(frames[index % len(frames)], index)
         sizes.append(tracker.memory_bytes())
     assert len(set(sizes[15:])) == 1 and sizes[-1] > 0
+
+
+@pytest.mark.slow
+def test_tracker_refuses_to_pick_among_engine_precisions(sam2_export_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from vigil360.models.manifest import GraphFile, load_manifest, write_manifest
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(sam2_export_dir, folder)
+    manifest = load_manifest(folder, kind="sam2", verify=False)
+    engines = [
+        GraphFile(role=g.role, path=f"{g.role}.{p}.engine", format="engine", sha256="0" * 64, size_bytes=1,
+                  metadata={"precision": p})
+        for p in ("fp32", "fp16") for g in manifest.files if g.format == "onnx"
+    ]
+    for engine in engines:
+        (folder / engine.path).write_bytes(b"x")  # never deserialised: the choice fails first
+    write_manifest(folder, manifest.model_copy(update={"files": [*manifest.files, *engines]}))
+    with pytest.raises(UserError, match="several precisions \\(fp16, fp32\\)"):
+        Sam2Tracker(folder, providers="tensorrt", verify_files=False)
+    # Choosing one gets past the choice; without a GPU it then says what is missing instead of guessing.
+    with pytest.raises(UserError, match="TensorRT or a CUDA GPU is missing"):
+        Sam2Tracker(folder, providers="tensorrt", verify_files=False, engine_precision="fp16")

@@ -15,10 +15,34 @@ from pathlib import Path
 import numpy as np
 
 from vigil360.errors import UserError
-from vigil360.models.runtime import ProviderChoice, create_session, run_options
+from vigil360.models.runtime import ProviderChoice, ShapeProfiles, create_session, run_options
 from vigil360.models.vlm.backends.common import DecodeClock, square_image
 from vigil360.models.vlm.interfaces import Generation, VlmRequest, check_images
 from vigil360.models.vlm.prompts import chat_messages
+
+# TensorRT shape ranges: prompts of up to MAX_IMAGES views, contexts of up to MAX_CONTEXT tokens; the
+# engine is tuned for one-token decoding steps over an OPT_CONTEXT-token cache.
+MAX_IMAGES = 8
+MAX_CONTEXT = 4096
+OPT_CONTEXT = 512
+
+
+def tensorrt_profiles(config: dict, past_names: list[str], max_images: int = MAX_IMAGES,
+                      max_context: int = MAX_CONTEXT, opt_context: int = OPT_CONTEXT) -> dict[str, ShapeProfiles]:
+    """One shape profile per graph covering prefill (long input, one-slot past) and every decoding step
+    (one token, growing past), so the TensorRT EP builds each engine once instead of per length."""
+    size, hidden = config["image_size"], config["hidden_size"]
+    kv, head = config["kv_heads"], config["head_dim"]
+    vision = {"pixel_values": ((1, 3, size, size), (1, 3, size, size), (max_images, 3, size, size))}
+    decoder: ShapeProfiles = {
+        "inputs_embeds": ((1, 1, hidden), (1, 1, hidden), (1, max_context, hidden)),
+        # past + new positions: prefill has a one-slot past, so at least 2.
+        "attention_mask": ((1, 2), (1, opt_context + 1), (1, max_context + 1)),
+        "position_ids": ((1, 1), (1, 1), (1, max_context)),
+    }
+    for name in past_names:
+        decoder[name] = ((1, kv, 1, head), (1, kv, opt_context, head), (1, kv, max_context, head))
+    return {"vision": vision, "decoder": decoder}
 
 
 class OnnxBackend:
@@ -26,9 +50,12 @@ class OnnxBackend:
 
     def __init__(self, export_dir: str | Path, providers: ProviderChoice = "auto", threads: int | None = None,
                  verify: bool = True, trt_cache_dir: str | Path | None = None):
+        import onnxruntime
         from transformers import AutoProcessor
 
         from vigil360.models.manifest import load_manifest
+
+        self._ort = onnxruntime
 
         folder = Path(export_dir)
         self.manifest = load_manifest(folder, kind="vlm", verify=verify)
@@ -36,18 +63,31 @@ class OnnxBackend:
             raise UserError(f"{folder}: this export failed its parity check ({self.manifest.notes['parity']}); "
                             "re-export before using it")
         self.config = self.manifest.config
-        missing = {"image_size", "image_token_id", "eos_token_ids", "kv_heads", "head_dim"} - set(self.config)
+        missing = {"image_size", "image_token_id", "eos_token_ids", "kv_heads", "head_dim", "hidden_size",
+                   "num_layers"} - set(self.config)
         if missing:
             raise UserError(f"{folder}: manifest config lacks {sorted(missing)} (re-run `vigil360 export vlm`)")
-        self.vision = create_session(folder / self.manifest.file("vision").path, providers, threads, trt_cache_dir)
-        self.decoder = create_session(folder / self.manifest.file("decoder").path, providers, threads, trt_cache_dir)
+        past_names = [f"past.{i}.{kind}" for i in range(int(self.config["num_layers"])) for kind in ("key", "value")]
+        profiles = tensorrt_profiles(self.config, past_names)
+        self.vision = create_session(folder / self.manifest.file("vision").path, providers, threads, trt_cache_dir,
+                                     profiles["vision"])
+        self.decoder = create_session(folder / self.manifest.file("decoder").path, providers, threads, trt_cache_dir,
+                                      profiles["decoder"])
         self.embed = np.load(folder / self.manifest.file("embed_tokens").path, mmap_mode="r")
         self.processor = AutoProcessor.from_pretrained(folder)
         self.tokenizer = self.processor.tokenizer
         self.float_type = np.float16 if self.manifest.precision == "fp16" else np.float32
         self.eos = set(self.config["eos_token_ids"])
+        self._eos_mask = np.zeros(int(self.embed.shape[0]), bool)
+        self._eos_mask[sorted(self.eos)] = True
         self._past_names = [n.name for n in self.decoder.get_inputs() if n.name.startswith("past.")]
-        self._present_names = [n.name for n in self.decoder.get_outputs() if n.name.startswith("present.")]
+        self._output_names = [n.name for n in self.decoder.get_outputs()]
+        # On a GPU the cache stays in device memory between steps; only the logits come back.
+        gpu = self.decoder.get_providers()[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+        self._cache_device = "cuda" if gpu else "cpu"
+        if self._output_names[0] != "logits" or len(self._output_names) != len(self._past_names) + 1:
+            raise UserError(f"{folder}: decoder outputs {self._output_names[:3]}... are not logits + one present "
+                            "per past input (re-run `vigil360 export vlm`)")
 
     def prepare(self, request: VlmRequest) -> dict[str, np.ndarray]:
         check_images(request.images, "images")
@@ -78,22 +118,46 @@ class OnnxBackend:
 
         `ignore_eos` decodes the full budget (benchmarks: a fixed token count per run).
         """
+        for token, _ in self.decode_logits(inputs, max_new_tokens, clock, ignore_eos):
+            yield token
+
+    def decode_logits(self, inputs: dict[str, np.ndarray], max_new_tokens: int,
+                      clock: DecodeClock | None = None, ignore_eos: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """`decode_steps` with each step's logits [vocab] (parity checks compare them with torch's)."""
         features = self.encode_images(inputs["pixel_values"])
         if clock is not None:
             clock.vision()
         embeds = self.prompt_embeddings(inputs["input_ids"], features)
         seq = embeds.shape[1]
-        past = {name: np.zeros((1, self.config["kv_heads"], 1, self.config["head_dim"]), self.float_type)
-                for name in self._past_names}
+        # The cache stays in onnxruntime's OrtValues from step to step (IO binding): each step's
+        # present key/values are bound as the next step's past without a round trip through numpy.
+        empty = np.zeros((1, self.config["kv_heads"], 1, self.config["head_dim"]), self.float_type)
+        past = {name: self._ort.OrtValue.ortvalue_from_numpy(empty) for name in self._past_names}
         mask = np.concatenate([np.zeros((1, 1), np.int64), np.ones((1, seq), np.int64)], axis=1)
         positions = np.arange(seq, dtype=np.int64)[None]
+        binding = self.decoder.io_binding()
         for _ in range(max_new_tokens):
-            outputs = self.decoder.run(None, {"inputs_embeds": embeds, "attention_mask": mask,
-                                              "position_ids": positions, **past}, run_options())
-            token = int(np.argmax(outputs[0][0]))
+            binding.clear_binding_inputs()
+            binding.clear_binding_outputs()
+            # Bound by reference: these arrays must (and do) outlive the run below.
+            feeds = {"inputs_embeds": np.ascontiguousarray(embeds), "attention_mask": mask, "position_ids": positions}
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            for name, value in past.items():
+                binding.bind_ortvalue_input(name, value)
+            binding.bind_output("logits", "cpu")
+            for name in self._output_names[1:]:
+                binding.bind_output(name, self._cache_device)
+            # run_options(): the end of a run can stop a decode step in flight (RunOptions.terminate).
+            self.decoder.run_with_iobinding(binding, run_options())
+            outputs = binding.get_outputs()
+            logits = outputs[0].numpy()[0]
+            # Like transformers' `min_new_tokens`: EOS cannot win while the budget must be filled.
+            choices = np.where(self._eos_mask, -np.inf, logits) if ignore_eos else logits
+            token = int(np.argmax(choices))
             if clock is not None:
                 clock.token()
-            yield token
+            yield token, logits
             if token in self.eos and not ignore_eos:
                 return
             past = dict(zip(self._past_names, outputs[1:], strict=True))

@@ -1,7 +1,8 @@
 """The reference backend: a Hugging Face model folder run with transformers' `generate`.
 
 Works with any image-text-to-text model whose processor builds without torchvision (SmolVLM v1 /
-Idefics3 does; see FIELD-NOTES for families that need their *ImageProcessorPil processor).
+Idefics3 does; without torchvision, families whose processor declares a video processor - SmolVLM2,
+Qwen2.5/3-VL, InternVL - need their `*ImageProcessorPil` class).
 Decoding is greedy so the ONNX Runtime backend can be checked against it token for token.
 """
 
@@ -57,6 +58,17 @@ class TransformersBackend:
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                          num_beams=1, streamer=streamer, **extra)
         return output[0, inputs["input_ids"].shape[1]:].tolist()
+
+    def generate_logits(self, inputs: dict, max_new_tokens: int, ignore_eos: bool = False):
+        """Greedy ids and each step's raw logits as float32 numpy [steps, vocab] (parity checks)."""
+        import torch
+
+        extra = {"min_new_tokens": max_new_tokens} if ignore_eos else {}
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                         output_logits=True, return_dict_in_generate=True, **extra)
+        ids = output.sequences[0, inputs["input_ids"].shape[1]:].tolist()
+        return ids, torch.stack(output.logits)[:, 0].float().numpy()
 
     def eos_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 
 
-def test_latency_report_names_the_machine_and_says_random_weights(tiny_vlm_dir, tiny_onnx_dir, tmp_path):
+def test_latency_report_is_interleaved_with_median_and_range(tiny_vlm_dir, tiny_onnx_dir, tmp_path):
     from vigil360.bench.latency_vlm import markdown, measure
 
     report = measure(tiny_vlm_dir, {"onnxruntime": tiny_onnx_dir}, images=1, tokens=3, threads=1, warmup=0,
-                     repeats=1)
-    assert report["weights"].startswith("random-init") and report["machine"]
+                     repeats=2)
+    assert report["weights"].startswith("random-init") and report["machine"] and report["interleaved"]
     for backend in ("transformers", "onnxruntime"):
         figures = report["results"][backend]
-        assert figures["vision_ms"] > 0 and figures["ttft_ms"] > 0 and figures["per_token_ms"] > 0
-        assert len(figures["runs"]["per_token_ms"]) == 1
+        for key in ("vision_ms", "ttft_ms", "per_token_ms"):
+            assert len(figures["runs"][key]) == 2  # one sample per round, vision included
+            low, mid, high = (figures[key][k] for k in ("min", "median", "max"))
+            assert 0 < low <= mid <= high
+        speedup = figures["per_token_speedup"]
+        assert 0 < speedup["min"] <= speedup["median"] <= speedup["max"]
+    # The reference against itself, round by round: exactly 1.
+    assert report["results"]["transformers"]["vision_speedup"]["median"] == 1.0
     table = markdown(report)
     assert "RANDOM WEIGHTS" in table and "| onnxruntime |" in table and report["machine"] in table
-    assert report["results"]["onnxruntime"]["per_token_speedup_vs_transformers"] > 0
+    assert "median (min–max)" in table and "load average" in table
     json.dumps(report)  # the --out file is plain JSON
 
 

@@ -56,13 +56,44 @@ def test_grounder_and_captioner_run_end_to_end(backend_name, request, tmp_path):
     ]
 
 
-def test_onnx_decoding_matches_generate_token_for_token(transformers_backend, onnx_backend):
+def _parity(transformers_backend, runtime, request):
+    from vigil360.export.vlm import decode_parity
+
+    reference = transformers_backend.generate_logits(transformers_backend.prepare(request), 32, ignore_eos=True)
+    return decode_parity(reference, runtime, request)
+
+
+def test_onnx_decoding_matches_generate_token_and_logits_per_step(transformers_backend, onnx_backend):
+    from vigil360.export.vlm import LOGIT_TOLERANCE, MIN_DISTINCT_TOKENS
+
     # A different prompt and image count from the export's own parity check.
-    request = _request(count=3, tokens=20, user="Describe the outlined person and what they do.")
-    expected = transformers_backend.generate_ids(transformers_backend.prepare(request), 20)
-    got = onnx_backend.decode_ids(onnx_backend.prepare(request), 20)
-    assert got == expected
-    assert len(set(expected)) > 3  # a varied sequence, so the KV cache path is really exercised
+    request = _request(count=3, tokens=32, user="Describe the outlined person and what they do.")
+    parity = _parity(transformers_backend, onnx_backend, request)
+    assert len(parity.expected) == 32 and parity.tokens_match
+    # A varied sequence, so the KV cache path is really exercised (one repeated token proves nothing).
+    assert parity.distinct_tokens >= MIN_DISTINCT_TOKENS
+    assert parity.logits_within(LOGIT_TOLERANCE), (parity.max_logit_diff, parity.logit_scale)
+
+
+class _Drifting:
+    """The ONNX backend with its logits scaled by 1.01: every greedy choice stays the same."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    def prepare(self, request):
+        return self.runtime.prepare(request)
+
+    def decode_logits(self, inputs, tokens, ignore_eos=False):
+        for token, logits in self.runtime.decode_logits(inputs, tokens, ignore_eos=ignore_eos):
+            yield token, logits * np.float32(1.01)
+
+
+def test_parity_check_fails_on_a_logit_drift_that_keeps_the_tokens(transformers_backend, onnx_backend):
+    from vigil360.export.vlm import LOGIT_TOLERANCE
+
+    parity = _parity(transformers_backend, _Drifting(onnx_backend), _request(count=1, tokens=32))
+    assert parity.tokens_match and not parity.logits_within(LOGIT_TOLERANCE)
 
 
 def test_onnx_vision_matches_torch(transformers_backend, onnx_backend):
