@@ -12,8 +12,7 @@ The tokenizer/processor files are copied alongside, and `manifest.json` records 
 signatures and parity: vision max |onnx - torch| and whether greedy ONNX decoding reproduces
 `generate` token for token for a fixed prompt.
 
-The Qwen-VL family is not exported here: its text decoder goes through onnxruntime-genai's builder
-and its vision tower needs a fixed-grid wrapper (FIELD-NOTES); its transformers and HTTP backends work.
+Qwen2.5-VL / Qwen3-VL folders are dispatched to `vlm_qwen.py` (same manifest contract).
 For Jetson GPUs see docs/vlm-tensorrt-edgellm.md (TensorRT Edge-LLM in its own environment).
 """
 
@@ -141,6 +140,14 @@ def export_vlm(model_dir: str | Path, out: str | Path, fp16: bool = False, parit
     """
     if fp16 and int8:
         raise UserError("choose one of --fp16 (GPU) and --int8 (CPU decoder weights)")
+    from vigil360.models.vlm.qwen.random_init import QWEN_FAMILIES, model_family
+
+    if model_family(model_dir) in QWEN_FAMILIES:
+        if fp16:
+            raise UserError("--fp16 is not offered for Qwen-VL exports yet (fp32 or --int8)")
+        from vigil360.export.vlm_qwen import export_qwen_vlm
+
+        return export_qwen_vlm(model_dir, out, parity_tokens=parity_tokens, threads=threads, int8=int8)
     import numpy as np
     import torch
 
@@ -239,7 +246,8 @@ def export_vlm(model_dir: str | Path, out: str | Path, fp16: bool = False, parit
     return path
 
 
-def _quantize_decoder(out: Path, manifest, request, expected: list[int], threads: int | None) -> Path:
+def _quantize_decoder(out: Path, manifest, request, expected: list[int], threads: int | None,
+                      runtime_class=None) -> Path:
     """Swap the checked fp32 decoder for a dynamic-int8 one and record how far its tokens agree."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -267,7 +275,7 @@ def _quantize_decoder(out: Path, manifest, request, expected: list[int], threads
     manifest.precision = "int8"
     manifest.notes["parity"] = "passed (fp32 graphs, before the decoder was quantised)"
     write_manifest(out, manifest)
-    runtime = OnnxBackend(out, providers="cpu", threads=threads, verify=False)
+    runtime = (runtime_class or OnnxBackend)(out, providers="cpu", threads=threads, verify=False)
     got = runtime.decode_ids(runtime.prepare(request), len(expected))
     agreement = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), len(expected))
     decoder.metadata.update({"greedy_tokens_match_generate": str(got == expected).lower(),
@@ -284,7 +292,7 @@ def _opset(path: Path) -> int | None:
 
 @export_app.command("vlm")
 def export_vlm_command(
-    model_dir: Path = typer.Option(..., "--model-dir", help="local Idefics3/SmolVLM model folder"),
+    model_dir: Path = typer.Option(..., "--model-dir", help="Idefics3/SmolVLM or Qwen2.5/3-VL folder"),
     out: Path = typer.Option(..., "--out", help="folder for the ONNX graphs and manifest.json"),
     fp16: bool = typer.Option(False, "--fp16", help="export in float16 (GPU execution providers)"),
     int8: bool = typer.Option(False, "--int8", help="then quantise the decoder's weights to int8 (CPU decoding)"),
