@@ -21,6 +21,7 @@ _COMMAND_MODULES: list[str] = [
     "vigil360.bench.loop_bench",
     "vigil360.bench.serve_load",
     "vigil360.bench.latency",
+    "vigil360.bench.gpu_check",
 ]
 
 

@@ -12,6 +12,7 @@ Sam2Tracker over a synthetic stream and samples RSS, to show memory stays flat.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 from pathlib import Path
@@ -132,7 +133,10 @@ def run_latency(
     quantize: bool,
     backends: tuple[str, ...] = ("torch", "ort"),
     lean: tuple[int, int] | None = None,
+    torch_device: str = "cpu",
 ) -> dict:
+    """`torch_device="cuda"` runs the torch baseline on the GPU (synchronised per stage), in fp32 and,
+    where the card supports it, under bf16 autocast ("torch-bf16")."""
     import torch
 
     from vigil360.export.sam2 import build_model, ensure_export, wrapper_for
@@ -158,7 +162,7 @@ def run_latency(
         folder = export_root / f"{model}_{size}"
         ensure_export(folder, model=model, image_size=size, seed=0)
         sam = build_model(model, size, seed=0)
-        modules = {stage: wrapper_for(sam, stage) for stage in STAGES}
+        modules = {stage: wrapper_for(sam, stage).to(torch_device) for stage in STAGES}
         graph_sets = {"ort": folder}
         if quantize:
             graph_sets["ort-int8"] = quantize_folder(folder, folder / "int8")
@@ -177,12 +181,20 @@ def run_latency(
             }
             row = {"image_size": size, "objects": objects, "backends": {}}
 
-            def torch_stage(stage, args, modules=modules):
-                with torch.inference_mode():
-                    return modules[stage](*args)
+            def torch_stage(stage, args, modules=modules, bf16=False):
+                with torch.inference_mode(), torch.autocast(torch_device, torch.bfloat16, enabled=bf16):
+                    result = modules[stage](*args)
+                if torch_device == "cuda":
+                    torch.cuda.synchronize()
+                return result
 
             if "torch" in backends:
+                if torch_device != "cpu":
+                    inputs = {stage: tuple(t.to(torch_device) for t in args) for stage, args in inputs.items()}
                 row["backends"]["torch"] = _stage_timings("torch", torch_stage, inputs, warmup, repeats)
+                if torch_device == "cuda" and torch.cuda.is_bf16_supported():
+                    row["backends"]["torch-bf16"] = _stage_timings(
+                        "torch-bf16", functools.partial(torch_stage, bf16=True), inputs, warmup, repeats)
             lean_inputs = None
             if lean is not None:
                 lean_args = _feeds(sam, objects, *lean)
