@@ -138,3 +138,25 @@ def test_fp16_is_refused_for_qwen(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "qwen3_vl"}')
     with pytest.raises(UserError, match="fp16"):
         export_vlm(tmp_path, tmp_path / "out", fp16=True)
+
+
+def test_a_failed_or_incomplete_export_is_refused(exports, tmp_path):
+    import json
+    import shutil
+
+    from vigil360.errors import UserError
+    from vigil360.models.vlm.factory import load_onnx_backend
+
+    out = tmp_path / "copy"
+    shutil.copytree(exports["qwen3_vl"][1], out)
+    manifest_path = out / "manifest.json"
+    intact = json.loads(manifest_path.read_text())
+    assert type(load_onnx_backend(out, providers="cpu")).__name__ == "QwenOnnxBackend"
+    failed = {**intact, "notes": {**intact["notes"], "parity": "failed: first-step logits differ"}}
+    manifest_path.write_text(json.dumps(failed))
+    with pytest.raises(UserError, match="failed its parity check"):
+        load_onnx_backend(out, providers="cpu")
+    incomplete = {**intact, "config": {k: v for k, v in intact["config"].items() if k != "merge_size"}}
+    manifest_path.write_text(json.dumps(incomplete))
+    with pytest.raises(UserError, match="merge_size"):
+        load_onnx_backend(out, providers="cpu")
