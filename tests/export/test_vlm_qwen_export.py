@@ -160,3 +160,19 @@ def test_a_failed_or_incomplete_export_is_refused(exports, tmp_path):
     manifest_path.write_text(json.dumps(incomplete))
     with pytest.raises(UserError, match="merge_size"):
         load_onnx_backend(out, providers="cpu")
+
+
+def test_latency_bench_reports_both_backends(exports):
+    from vigil360.bench.latency_vlm_qwen import markdown_qwen, measure_qwen
+
+    model_dir, out = exports["qwen2_5_vl"]
+    report = measure_qwen(model_dir, {"onnxruntime": out}, images=1, image_size=64, tokens=4, threads=1, warmup=0,
+                          repeats=2)
+    assert set(report["results"]) == {"transformers", "onnxruntime"}
+    for figures in report["results"].values():
+        assert len(figures["runs"]["per_token_ms"]) == 2
+        assert figures["per_token_ms"]["min"] <= figures["per_token_ms"]["median"] <= figures["per_token_ms"]["max"]
+    assert report["results"]["transformers"]["per_token_speedup_vs_transformers"] == 1.0
+    assert report["family"] == "qwen2_5_vl" and report["weights"].startswith("random-init")
+    table = markdown_qwen(report)
+    assert "RANDOM WEIGHTS" in table and "| onnxruntime |" in table
