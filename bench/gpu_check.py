@@ -55,6 +55,16 @@ def require_gpu() -> None:
         raise Skip(problem)
 
 
+def require_cuda() -> None:
+    """torch sees a CUDA GPU (TensorRT not needed: torch and onnxruntime's CUDA provider still time)."""
+    try:
+        import torch
+    except ImportError:
+        raise Skip("torch is not installed") from None
+    if not torch.cuda.is_available():
+        raise Skip(f"no CUDA GPU is visible to torch (torch {torch.__version__}, built for CUDA {torch.version.cuda})")
+
+
 def require_provider(name: str) -> None:
     from vigil360.models.runtime import available_providers
 
@@ -150,7 +160,7 @@ def fp16_parity_step(context: StepContext, size: int) -> dict:
 
 
 def sam2_timing_step(context: StepContext, size: int, warmup: int, repeats: int) -> dict:
-    require_gpu()
+    require_cuda()
     from vigil360.bench.latency_sam2 import run_latency
 
     figures = {}
