@@ -21,6 +21,7 @@ from vigil360.bench.latency import machine_name, peak_rss_mb, time_it
 def ensure_qwen(model_dir: Path | None, architecture: str, work_dir: Path, threads: int,
                 int8: bool) -> tuple[Path, dict[str, Path]]:
     from vigil360.export.vlm import export_vlm
+    from vigil360.export.vlm_qwen import int8_from_export
     from vigil360.models.vlm.qwen.random_init import write_random_qwen
 
     if model_dir is None:
@@ -28,13 +29,15 @@ def ensure_qwen(model_dir: Path | None, architecture: str, work_dir: Path, threa
         if not (model_dir / "config.json").is_file():
             typer.echo(f"building a random-weights {architecture} in {model_dir}")
             write_random_qwen(model_dir, architecture)
-    exports = {}
-    for name, quantise in (("onnxruntime", False), ("onnxruntime int8", True))[: 2 if int8 else 1]:
-        folder = work_dir / f"{model_dir.name}-onnx{'-int8' if quantise else ''}"
-        if not (folder / "manifest.json").is_file():
-            typer.echo(f"exporting {model_dir} to {folder} (with parity check)")
-            export_vlm(model_dir, folder, threads=threads, int8=quantise)
-        exports[name] = folder
+    exports = {"onnxruntime": work_dir / f"{model_dir.name}-onnx"}
+    if not (exports["onnxruntime"] / "manifest.json").is_file():
+        typer.echo(f"exporting {model_dir} to {exports['onnxruntime']} (with parity check)")
+        export_vlm(model_dir, exports["onnxruntime"], threads=threads)
+    if int8:
+        exports["onnxruntime int8"] = work_dir / f"{model_dir.name}-onnx-int8"
+        if not (exports["onnxruntime int8"] / "manifest.json").is_file():
+            typer.echo(f"quantising the decoder of {exports['onnxruntime']} to {exports['onnxruntime int8']}")
+            int8_from_export(model_dir, exports["onnxruntime"], exports["onnxruntime int8"], threads=threads)
     return model_dir, exports
 
 

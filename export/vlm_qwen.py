@@ -151,3 +151,24 @@ def export_qwen_vlm(model_dir: str | Path, out: str | Path, parity_tokens: int =
     if int8:
         path = _quantize_decoder(out, manifest, request, expected, threads, runtime_class=QwenOnnxBackend)
     return path
+
+
+def int8_from_export(model_dir: str | Path, fp32_dir: str | Path, out: str | Path, parity_tokens: int = 12,
+                     threads: int | None = None) -> Path:
+    """An int8-decoder copy of a checked fp32 export without exporting again (files are hard-linked)."""
+    import os
+
+    from vigil360.export.vlm import _quantize_decoder
+    from vigil360.models.manifest import load_manifest
+    from vigil360.models.vlm.qwen.onnx_qwen import QwenOnnxBackend
+    from vigil360.models.vlm.qwen.transformers_qwen import QwenTransformersBackend
+
+    manifest = load_manifest(fp32_dir, kind="vlm")
+    if manifest.precision != "fp32" or manifest.notes.get("parity") != "passed":
+        raise UserError(f"{fp32_dir}: needs an fp32 export whose parity check passed")
+    out = Path(out)
+    shutil.copytree(fp32_dir, out, copy_function=os.link)
+    reference = QwenTransformersBackend(model_dir, threads=threads)
+    request = parity_request(parity_tokens)
+    expected = reference.generate_ids(reference.prepare(request), parity_tokens)
+    return _quantize_decoder(out, manifest, request, expected, threads, runtime_class=QwenOnnxBackend)

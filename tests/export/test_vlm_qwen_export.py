@@ -111,24 +111,31 @@ def test_onnx_grounding_reads_the_familys_boxes(exports, family, reply, expected
     assert dataclasses.replace(sent[0], images=[]).images == []
 
 
-def test_int8_decoder_records_its_agreement(tmp_path):
+def test_int8_decoder_records_its_agreement(exports, tmp_path):
     import onnx
-    import torch
 
-    from vigil360.export.vlm import export_vlm
-    from vigil360.models.vlm.qwen.random_init import write_random_qwen
+    from vigil360.export.vlm_qwen import int8_from_export
+    from vigil360.models.vlm.qwen.onnx_qwen import QwenOnnxBackend
 
-    torch.set_num_threads(1)
-    model_dir = write_random_qwen(tmp_path / "q", "qwen2_5_vl-tiny", seed=2)
+    model_dir, fp32 = exports["qwen2_5_vl"]
     out = tmp_path / "int8"
-    export_vlm(model_dir, out, int8=True, parity_tokens=8, threads=1)
+    int8_from_export(model_dir, fp32, out, parity_tokens=8, threads=1)
     manifest = load_manifest(out, kind="vlm")
     decoder = manifest.file("decoder")
     assert manifest.precision == "int8" and decoder.path == "decoder_int8.onnx"
+    assert not (out / "decoder.onnx").exists() and (fp32 / "decoder.onnx").is_file()  # the fp32 export is kept
     assert decoder.metadata["fp32_greedy_tokens_match_generate"] == "true"
     assert decoder.metadata["tokens_agreeing_before_first_difference"].endswith("/8")
     ops = {node.op_type for node in onnx.load(str(out / decoder.path)).graph.node}
     assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"}
+    runtime = QwenOnnxBackend(out, providers="cpu", threads=1)
+    assert runtime.generate(dataclasses.replace(_request(), max_new_tokens=3)).new_tokens >= 1
+
+
+def _request():
+    from vigil360.models.vlm.interfaces import VlmRequest
+
+    return VlmRequest(images=[np.zeros((64, 90, 3), np.uint8)], system="", user="x")
 
 
 def test_fp16_is_refused_for_qwen(tmp_path):
