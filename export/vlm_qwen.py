@@ -155,9 +155,11 @@ def export_qwen_vlm(model_dir: str | Path, out: str | Path, parity_tokens: int =
 
 def int8_from_export(model_dir: str | Path, fp32_dir: str | Path, out: str | Path, parity_tokens: int = 12,
                      threads: int | None = None) -> Path:
-    """An int8-decoder copy of a checked fp32 export without exporting again (files are hard-linked)."""
-    import os
+    """An int8-decoder copy of a checked fp32 export without exporting again.
 
+    Files are copied, not hard-linked: onnx refuses external data with several links (a guard
+    against hard-link attacks).
+    """
     from vigil360.export.vlm import _quantize_decoder
     from vigil360.models.manifest import load_manifest
     from vigil360.models.vlm.qwen.onnx_qwen import QwenOnnxBackend
@@ -167,7 +169,7 @@ def int8_from_export(model_dir: str | Path, fp32_dir: str | Path, out: str | Pat
     if manifest.precision != "fp32" or manifest.notes.get("parity") != "passed":
         raise UserError(f"{fp32_dir}: needs an fp32 export whose parity check passed")
     out = Path(out)
-    shutil.copytree(fp32_dir, out, copy_function=os.link)
+    shutil.copytree(fp32_dir, out)
     reference = QwenTransformersBackend(model_dir, threads=threads)
     request = parity_request(parity_tokens)
     expected = reference.generate_ids(reference.prepare(request), parity_tokens)
