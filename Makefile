@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test browser clean
+.PHONY: install demo test browser clean gpu-check
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ browser:
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# On a lent NVIDIA machine: every GPU figure in one resumable run (rerun to resume; see docs/gpu.md).
+gpu-check: install
+	$(BIN)/vigil360 bench gpu --out bench-results/gpu
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -22,6 +22,7 @@ _COMMAND_MODULES: list[str] = [
     "vigil360.bench.serve_load",
     "vigil360.bench.latency",
     "vigil360.bench.run_speed",
+    "vigil360.bench.gpu_check",
 ]
 
 

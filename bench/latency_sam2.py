@@ -15,6 +15,7 @@ the real Sam2Tracker over a synthetic stream and samples RSS, to show memory sta
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -211,7 +212,10 @@ def run_latency(
     backends: tuple[str, ...] = ("torch", "ort"),
     lean: tuple[int, int] | None = None,
     measure_memory: bool = True,
+    torch_device: str = "cpu",
 ) -> dict:
+    """`torch_device="cuda"` runs the torch baseline on the GPU (synchronised per stage), in fp32 and,
+    where the card supports it, under bf16 autocast ("torch-bf16")."""
     import torch
 
     from vigil360.export.sam2 import build_model, ensure_export, wrapper_for
@@ -238,7 +242,7 @@ def run_latency(
         folder = export_root / f"{model}_{size}"
         ensure_export(folder, model=model, image_size=size, seed=0)
         sam = build_model(model, size, seed=0)
-        modules = {stage: wrapper_for(sam, stage) for stage in STAGES}
+        modules = {stage: wrapper_for(sam, stage).to(torch_device) for stage in STAGES}
         graph_sets = {"ort": folder}
         if quantize:
             graph_sets["ort-int8"] = quantize_folder(folder, folder / "int8")
@@ -263,12 +267,18 @@ def run_latency(
                 }
                 numpy_by_bank[suffix] = named
                 if "torch" in backends:
+                    on_device = {stage: tuple(t.to(torch_device) for t in values) for stage, values in args.items()}
 
-                    def torch_stage(stage, args=args, modules=modules):
-                        with torch.inference_mode():
-                            return modules[stage](*args[stage])
+                    def torch_stage(stage, args=on_device, modules=modules, bf16=False):
+                        with torch.inference_mode(), torch.autocast(torch_device, torch.bfloat16, enabled=bf16):
+                            result = modules[stage](*args[stage])
+                        if torch_device == "cuda":
+                            torch.cuda.synchronize()  # time the kernels, not their launch
+                        return result
 
                     variants[f"torch{suffix}"] = torch_stage
+                    if torch_device == "cuda" and torch.cuda.is_bf16_supported():
+                        variants[f"torch-bf16{suffix}"] = functools.partial(torch_stage, bf16=True)
                 for name, stage_sessions in sessions.items():
 
                     def ort_stage(stage, stage_sessions=stage_sessions, feeds=named):

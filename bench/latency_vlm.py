@@ -176,10 +176,27 @@ def latency_vlm(
     warmup: int = typer.Option(1, min=0),
     repeats: int = typer.Option(3, min=1),
     out: Path | None = typer.Option(None, help="write the JSON report here (atomically)"),
+    family: str = typer.Option("idefics3", help="idefics3 | qwen2_5_vl | qwen3_vl (Qwen: default architecture "
+                               "FAMILY-0.6b)"),
+    image_size: int = typer.Option(448, min=28, help="Qwen families: side of the square test images, px"),
 ) -> None:
     """Time-to-first-token, tokens/s and vision ms: transformers generate vs ONNX Runtime greedy decoding."""
     from vigil360.records import atomic_write_text
 
+    if family != "idefics3":
+        from vigil360.bench.latency_vlm_qwen import ensure_qwen, markdown_qwen, measure_qwen
+
+        if family not in ("qwen2_5_vl", "qwen3_vl"):
+            raise typer.BadParameter(f"unknown family {family!r}", param_hint="--family")
+        arch = f"{family}-0.6b" if architecture == "smolvlm-256m" else architecture
+        model, exports = ensure_qwen(model_dir, arch, work_dir, threads, int8)
+        exports.update({name: folder for name, folder in (("onnxruntime", onnx_dir), ("onnxruntime int8", int8_dir))
+                        if folder is not None})
+        report = measure_qwen(model, exports, images, image_size, tokens, threads, warmup, repeats)
+        if out is not None:
+            atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+        typer.echo(markdown_qwen(report))
+        return
     model = _ensure_model(model_dir, architecture, work_dir)
     exports = {"onnxruntime": _ensure_export(onnx_dir, model, work_dir, threads)}
     if int8:

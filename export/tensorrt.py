@@ -112,8 +112,13 @@ def build_engine(
     int8_calibrator=None,
     timing_cache: Path | None = None,
     workspace_gb: float = 4.0,
+    keep_norms_fp32: bool = False,
 ) -> dict[str, str]:
-    """Parse, build and serialise one engine; returns its metadata."""
+    """Parse, build and serialise one engine; returns its metadata.
+
+    `keep_norms_fp32` (with fp16) pins normalisation and softmax layers to fp32: TensorRT 10.3
+    (JetPack 6.2) gives wrong ViT outputs when they run in fp16.
+    """
     import tensorrt as trt
     import torch
 
@@ -128,6 +133,7 @@ def build_engine(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
+    pinned = _pin_norms_fp32(trt, network, config) if keep_norms_fp32 and fp16 else 0
     if int8_calibrator is not None:
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = int8_calibrator
@@ -152,11 +158,28 @@ def build_engine(
         "device": torch.cuda.get_device_name(0),
         "precision": precision,
         "profile": repr(shapes),
+        "layers_pinned_fp32": str(pinned),
     }
 
 
+def _pin_norms_fp32(trt, network, config) -> int:
+    """Run normalisation, softmax and the reductions of decomposed LayerNorms in fp32; returns the count."""
+    kinds = {trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX, trt.LayerType.REDUCE}
+    pinned = 0
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if layer.type in kinds:
+            layer.precision = trt.float32
+            for output in range(layer.num_outputs):
+                layer.set_output_type(output, trt.float32)
+            pinned += 1
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return pinned
+
+
 def build_engines(
-    folder: str | Path, fp16: bool = False, int8: bool = False, calib: str | Path | None = None
+    folder: str | Path, fp16: bool = False, int8: bool = False, calib: str | Path | None = None,
+    keep_norms_fp32: bool = False,
 ):
     """Engines for every ONNX graph of an exported SAM2 folder; updates its manifest. Returns it."""
     from vigil360.models.manifest import describe_file, load_manifest, write_manifest
@@ -189,6 +212,7 @@ def build_engines(
             fp16=fp16 or int8,
             int8_calibrator=calibrator,
             timing_cache=folder / TIMING_CACHE,
+            keep_norms_fp32=keep_norms_fp32,
         )
         files.append(
             describe_file(

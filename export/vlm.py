@@ -13,17 +13,18 @@ signatures and parity: vision max |onnx - torch|, whether greedy ONNX decoding r
 `generate` token for token for a fixed prompt (32 tokens, EOS ignored), how many distinct tokens
 that was (a sequence of one repeated token proves little), and the per-step logit difference.
 
-The Qwen-VL family is not exported here: its text decoder goes through onnxruntime-genai's builder
-and its vision tower only exports with a fixed image grid (its window indices depend on the grid);
-its transformers and HTTP backends work. For Jetson GPUs see docs/vlm.md, "Jetson: TensorRT
-Edge-LLM" (`export/tensorrt_edgellm_vlm.sh`, in its own environment).
+Qwen2.5-VL / Qwen3-VL folders are dispatched to `vlm_qwen.py` (same manifest contract). For Jetson
+GPUs see docs/vlm.md, "Jetson: TensorRT Edge-LLM" (`export/tensorrt_edgellm_vlm.sh`, in its own
+environment).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -203,6 +204,14 @@ def export_vlm(model_dir: str | Path, out: str | Path, fp16: bool = False, parit
     """
     if fp16 and int8:
         raise UserError("choose one of --fp16 (GPU) and --int8 (CPU decoder weights)")
+    from vigil360.models.vlm.qwen.random_init import QWEN_FAMILIES, model_family
+
+    if model_family(model_dir) in QWEN_FAMILIES:
+        if fp16:
+            raise UserError("--fp16 is not offered for Qwen-VL exports yet (fp32 or --int8)")
+        from vigil360.export.vlm_qwen import export_qwen_vlm
+
+        return export_qwen_vlm(model_dir, out, parity_tokens=parity_tokens, threads=threads, int8=int8)
     import numpy as np
     import torch
 
@@ -301,11 +310,20 @@ def export_vlm(model_dir: str | Path, out: str | Path, fp16: bool = False, parit
     if problems:
         raise UserError(f"{out}: parity check failed ({'; '.join(problems)}); manifest written for inspection")
     if int8:
-        path = _quantize_decoder(out, manifest, request, torch_reference, threads)
+        path = _quantize_decoder(out, manifest, threads,
+                                 lambda runtime: decode_parity(torch_reference, runtime, request).metadata())
     return path
 
 
-def _quantize_decoder(out: Path, manifest, request, torch_reference, threads: int | None) -> Path:
+def token_agreement(expected: list[int], got: list[int]) -> dict[str, str]:
+    """How far a runtime's greedy tokens follow `generate`'s (manifest metadata)."""
+    agreeing = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), len(expected))
+    return {"greedy_tokens_match_generate": str(got == expected).lower(),
+            "tokens_agreeing_before_first_difference": f"{agreeing}/{len(expected)}"}
+
+
+def _quantize_decoder(out: Path, manifest, threads: int | None, agreement: Callable[[Any], dict[str, str]],
+                      runtime_class=None) -> Path:
     """Swap the checked fp32 decoder for a dynamic-int8 one and record how far its tokens agree."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -333,8 +351,8 @@ def _quantize_decoder(out: Path, manifest, request, torch_reference, threads: in
     manifest.precision = "int8"
     manifest.notes["parity"] = "passed (fp32 graphs, before the decoder was quantised)"
     write_manifest(out, manifest)
-    runtime = OnnxBackend(out, providers="cpu", threads=threads, verify=False)
-    decoder.metadata.update(decode_parity(torch_reference, runtime, request).metadata())
+    runtime = (runtime_class or OnnxBackend)(out, providers="cpu", threads=threads, verify=False)
+    decoder.metadata.update(agreement(runtime))
     return write_manifest(out, manifest)
 
 
@@ -347,7 +365,7 @@ def _opset(path: Path) -> int | None:
 
 @export_app.command("vlm")
 def export_vlm_command(
-    model_dir: Path = typer.Option(..., "--model-dir", help="local Idefics3/SmolVLM model folder"),
+    model_dir: Path = typer.Option(..., "--model-dir", help="Idefics3/SmolVLM or Qwen2.5/3-VL folder"),
     out: Path = typer.Option(..., "--out", help="folder for the ONNX graphs and manifest.json"),
     fp16: bool = typer.Option(False, "--fp16", help="export in float16 (GPU execution providers)"),
     int8: bool = typer.Option(False, "--int8", help="then quantise the decoder's weights to int8 (CPU decoding)"),

@@ -61,13 +61,17 @@ _DEBUG_DIR = typer.Option(None, "--debug-dir", help="write the images sent to th
 @models_app.command("vlm-random-init")
 def random_init_command(
     out: Path = typer.Option(..., "--out", help="folder to write"),
-    architecture: str = typer.Option("idefics3-tiny", help="idefics3-tiny | smolvlm-256m"),
+    architecture: str = typer.Option("idefics3-tiny", help="idefics3-tiny | smolvlm-256m | qwen2_5_vl-tiny | "
+                                     "qwen3_vl-tiny | qwen2_5_vl-0.6b | qwen3_vl-0.6b"),
     seed: int = typer.Option(0),
 ) -> None:
     """Write a RANDOM-WEIGHTS VLM folder of a real architecture (tests, export and latency checks)."""
+    from vigil360.models.vlm.qwen.random_init import ARCHITECTURES as QWEN
+    from vigil360.models.vlm.qwen.random_init import write_random_qwen
     from vigil360.models.vlm.random_init import write_random_vlm
 
-    typer.echo(f"wrote {write_random_vlm(out, architecture, seed)} (random weights: its answers are meaningless)")
+    write = write_random_qwen if architecture in QWEN else write_random_vlm
+    typer.echo(f"wrote {write(out, architecture, seed)} (random weights: its answers are meaningless)")
 
 
 @models_app.command("vlm-ground")

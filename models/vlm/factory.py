@@ -22,20 +22,33 @@ def build_backend(config: VlmBackendConfig) -> VlmBackend:
         if not config.model_dir:
             raise UserError("vlm backend 'transformers' needs model_dir (a local model folder)")
         from vigil360.models.vlm.backends.transformers_backend import TransformersBackend
+        from vigil360.models.vlm.qwen.random_init import QWEN_FAMILIES, model_family
 
+        if model_family(config.model_dir) in QWEN_FAMILIES:
+            from vigil360.models.vlm.qwen.transformers_qwen import QwenTransformersBackend as TransformersBackend
         backend: VlmBackend = TransformersBackend(config.model_dir, threads=config.threads)
     elif config.backend == "onnx":
         if not config.onnx_dir:
             raise UserError("vlm backend 'onnx' needs onnx_dir (a folder written by `vigil360 export vlm`)")
-        from vigil360.models.vlm.backends.onnx_backend import OnnxBackend
-
-        backend = OnnxBackend(config.onnx_dir, providers=config.providers, threads=config.threads)
+        backend = load_onnx_backend(config.onnx_dir, providers=config.providers, threads=config.threads)
     else:
         from vigil360.models.vlm.backends.http_backend import HttpBackend
 
         backend = HttpBackend(**config.http.model_dump())
     _BACKENDS[key] = backend
     return backend
+
+
+def load_onnx_backend(onnx_dir, **options) -> VlmBackend:
+    """The ONNX backend class for the export's family (Idefics3 or Qwen-VL), loaded."""
+    from vigil360.models.manifest import load_manifest
+    from vigil360.models.vlm.qwen.random_init import QWEN_FAMILIES
+
+    if load_manifest(onnx_dir, kind="vlm", verify=False).family in QWEN_FAMILIES:
+        from vigil360.models.vlm.qwen.onnx_qwen import QwenOnnxBackend as OnnxBackend
+    else:
+        from vigil360.models.vlm.backends.onnx_backend import OnnxBackend
+    return OnnxBackend(onnx_dir, **options)
 
 
 def build_grounder(config: VlmConfig | Settings) -> Grounder:

@@ -140,7 +140,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _entity(item: Any, index: int, view_sizes: list[tuple[int, int]], scale: float,
+def _entity(item: Any, index: int, view_sizes: list[tuple[int, int]], frames: list[tuple[float, float]],
             repairs: list[str]) -> GroundedEntity | str:
     """One entity, or the reason it is rejected."""
     where = f"entity {index}"
@@ -172,12 +172,14 @@ def _entity(item: Any, index: int, view_sizes: list[tuple[int, int]], scale: flo
             return f"{where}: view {view!r} is not one of 1..{len(view_sizes)}"
         view_index = int(view_number) - 1
     x1, y1, x2, y2 = numbers
+    frame_width, frame_height = frames[view_index]
     if x1 > x2 or y1 > y2:
         x1, x2, y1, y2 = min(x1, x2), max(x1, x2), min(y1, y2), max(y1, y2)
         repairs.append(f"{where}: reordered swapped box corners")
-    clipped = [min(max(v, 0.0), scale) for v in (x1, y1, x2, y2)]
+    clipped = [min(max(v, 0.0), limit) for v, limit in zip((x1, y1, x2, y2), (frame_width, frame_height) * 2,
+                                                           strict=True)]
     if clipped != [x1, y1, x2, y2]:
-        repairs.append(f"{where}: clipped box to 0..{scale:g}")
+        repairs.append(f"{where}: clipped box to 0..{frame_width:g} x 0..{frame_height:g}")
     x1, y1, x2, y2 = clipped
     if x2 - x1 <= 0 or y2 - y1 <= 0:
         return f"{where}: empty box after clipping: {box!r}"
@@ -193,13 +195,24 @@ def _entity(item: Any, index: int, view_sizes: list[tuple[int, int]], scale: flo
             return f"{where}: confidence {confidence!r} outside 0..1"
         confidence = value
     width, height = view_sizes[view_index]
-    pixels = (x1 / scale * width, y1 / scale * height, x2 / scale * width, y2 / scale * height)
+    pixels = (x1 / frame_width * width, y1 / frame_height * height, x2 / frame_width * width,
+              y2 / frame_height * height)
     return GroundedEntity(view_index=view_index, box_xyxy=pixels, role=role,  # type: ignore[arg-type]
                           label=label.strip(), confidence=confidence)
 
 
-def parse_grounding(text: str, view_sizes: list[tuple[int, int]], scale: float = 1000.0) -> GroundingResult:
-    """Read entities from model output; boxes come back in pixels of each view (width, height)."""
+def parse_grounding(text: str, view_sizes: list[tuple[int, int]], scale: float = 1000.0,
+                    box_frames: list[tuple[float, float]] | None = None) -> GroundingResult:
+    """Read entities from model output; boxes come back in pixels of each view (width, height).
+
+    Boxes are read in each view's coordinate frame, `box_frames[i]` = (width, height): 0..`scale`
+    on both axes by default (the generic prompt, and Qwen3-VL's 0..1000); a model that answers in
+    pixels of the image it was fed (Qwen2.5-VL) passes that resized image's size.
+    """
+    if box_frames is None:
+        box_frames = [(scale, scale)] * len(view_sizes)
+    if len(box_frames) != len(view_sizes):
+        raise ValueError(f"{len(box_frames)} box frames for {len(view_sizes)} views")
     result = GroundingResult(raw_text=text)
     try:
         value = load_lenient_json(text, result.repairs)
@@ -217,7 +230,7 @@ def parse_grounding(text: str, view_sizes: list[tuple[int, int]], scale: float =
         result.rejected.append(f"expected a list of entities, got {type(value).__name__}")
         return result
     for index, item in enumerate(value):
-        entity = _entity(item, index, view_sizes, scale, result.repairs)
+        entity = _entity(item, index, view_sizes, box_frames, result.repairs)
         if isinstance(entity, str):
             result.rejected.append(entity)
         else:

@@ -46,11 +46,19 @@ class VlmGrounder:
 
     def ground(self, views: list[np.ndarray], context: str) -> GroundingResult:
         check_images(views, "views")
-        request = dataclasses.replace(grounding_request(len(views), context, self.max_new_tokens), images=views)
+        sizes = [(v.shape[1], v.shape[0]) for v in views]
+        # A backend of a family with its own trained grounding form (Qwen-VL) brings its prompt and
+        # box coordinate frame; others get the generic JSON prompt with boxes in 0..BOX_SCALE.
+        convention = getattr(self.backend, "grounding", None)
+        if convention is not None:
+            request, frames = convention.request(len(views), context, self.max_new_tokens), convention.box_frames(sizes)
+        else:
+            request, frames = grounding_request(len(views), context, self.max_new_tokens), None
+        request = dataclasses.replace(request, images=views)
         self._debug.write(views)
         generation = self.backend.generate(request)
         self.last_generation = generation
-        result = parse_grounding(generation.text, [(v.shape[1], v.shape[0]) for v in views], scale=BOX_SCALE)
+        result = parse_grounding(generation.text, sizes, scale=BOX_SCALE, box_frames=frames)
         if generation.stop == "budget":
             result.repairs.append(f"hit the token budget ({self.max_new_tokens} tokens)")
         return result
