@@ -2,7 +2,7 @@
 
 The towers' own forward passes derive window indices, rotary tables and attention segments from
 `image_grid_thw` with Python loops and `.tolist()`, which `torch.export` cannot follow for a
-grid it has not seen (FIELD-NOTES). These wrappers run the same modules from the patch level,
+grid it has not seen (measured: the dynamo export fails unless the grid is fixed). These wrappers run the same modules from the patch level,
 taking what depends on the grid as tensors the host computes (`models/vlm/qwen/inputs.py`):
 patch (row, col) positions, the window permutation and its inverse, and per-patch window/image
 numbers that become block-diagonal attention masks - so one graph serves every image size.
