@@ -193,6 +193,18 @@ class SpeechConfig(Section):
                                "about where someone was 2 s ago misleads more than it helps",
     )
     queue_size: int = Field(4, ge=1, description="pending alerts kept; the lowest-risk is dropped beyond it")
+    spatial: Literal["off", "stereo"] = Field(
+        "stereo", description="stereo: each alert (earcon and speech) comes from its direction on headphones "
+                              "(interaural time and level differences, head shadow); off: plain mono",
+    )
+    earcons: bool = Field(
+        True, description="a short tone before each alert: rising for ahead, falling and lower for behind "
+                          "(stereo alone confuses front and back); urgent alerts get three pulses",
+    )
+    ducking_db: float = Field(
+        -6.0, ge=-30.0, le=0.0, description="level of calmer (non-urgent) alerts relative to urgent ones, dB: "
+                                            "urgent ones stand out; 0 plays both alike",
+    )
 
 
 class LoopConfig(Section):
