@@ -57,8 +57,9 @@ _SHORT_NOUN = {
 _SECTORS = ("ahead", "front right", "right", "back right", "behind", "back left", "left", "front left")
 # Descriptions longer than this (VLM captions) are cut in the normal form to keep it within 3 s.
 _MAX_WHO_WORDS = 5
-# Beyond this distance the metres do not change what the wearer does; "far" is one word.
-_FAR_M = 9.5
+# Beyond this the normal form leaves the distance out: at walking speeds it changes nothing the
+# wearer does yet, and "eight metres" costs half a second of a 3 s budget.
+_SAY_DISTANCE_WITHIN_M = 6.5
 
 
 def distance_words(metres: float | None) -> str | None:
@@ -78,15 +79,13 @@ def distance_words(metres: float | None) -> str | None:
 
 
 def short_distance_words(metres: float | None) -> str | None:
-    """Whole metres, 'close' within reach, 'far' beyond `_FAR_M`: at most two words."""
-    if metres is None or not math.isfinite(metres):
+    """'close' within reach, whole metres up to `_SAY_DISTANCE_WITHIN_M`, else None (left out)."""
+    if metres is None or not math.isfinite(metres) or metres > _SAY_DISTANCE_WITHIN_M:
         return None
     if metres < 1.25:
         return "close"
-    if metres > _FAR_M:
-        return "far"
     whole = int(round(metres))
-    return f"{_NUMBER_WORDS[whole]} metres"
+    return f"{_NUMBER_WORDS[whole]} metre{'s' if whole != 1 else ''}"
 
 
 def spread_words(sigma_m: float) -> str:
@@ -146,16 +145,19 @@ def compose_sentence(*, who: str, label: str, motion: str, yaw: float, distance_
         return f"{_capitalise(where)}, {f'{label} {motion}'.strip() or 'something'}."
     subject = (who or label or "something") if verbosity == "verbose" else _cap_words(who or label or "something",
                                                                                     _MAX_WHO_WORDS)
-    parts = [where, f"{subject} {motion}".strip()]
+    what = f"{subject} {motion}".strip()
     if verbosity == "verbose":
         distance = distance_words(distance_m)
         if distance is not None and distance_sigma_m is not None and distance not in ("very close", "far away"):
             distance = f"{distance}, give or take {spread_words(distance_sigma_m)}"
-    else:
-        distance = short_distance_words(distance_m)
-    if distance is not None:
-        parts.append(distance)
-    return _capitalise(", ".join(parts)) + "."
+        return _capitalise(", ".join([where, what] + ([distance] if distance else []))) + "."
+    # "at two metres" instead of ", two metres": a word is cheaper than a comma's pause.
+    distance = short_distance_words(distance_m)
+    if distance == "close":
+        what += ", close"
+    elif distance is not None:
+        what += f" at {distance}"
+    return _capitalise(f"{where}, {what}") + "."
 
 
 def escalation_sentence(*, yaw: float, distance_m: float | None, last_yaw: float, last_distance_m: float | None,

@@ -27,8 +27,8 @@ class _Votes:
     caption: str | None = None  # the VLM's appearance, which outranks the votes
 
 
-def _majority(votes: Counter) -> str:
-    known = [(count, name) for name, count in votes.items() if name != _UNKNOWN]
+def _majority(votes: Counter, unknown: tuple[str, ...] = (_UNKNOWN,)) -> str:
+    known = [(count, name) for name, count in votes.items() if name not in unknown]
     # Ties go to the name seen first (Counter keeps insertion order; max keeps the first maximum).
     return max(known, key=lambda pair: pair[0])[1] if known else _UNKNOWN
 
@@ -43,8 +43,9 @@ def compact_phrase(upper: str, lower: str, label: str, verbose: bool = False) ->
         if verbose and lower not in (_UNKNOWN, upper):
             return f"person in a {upper} top and {lower} trousers"
         return f"person in {colour}"
-    noun = {"vehicle": "vehicle", "small object": "small object"}.get(label, "object")
-    return f"{colour} {noun}".strip()
+    if label == "small object":
+        return "small object"  # a colour too would push the normal form past 3 s
+    return f"{colour} {'vehicle' if label == 'vehicle' else 'object'}".strip()
 
 
 class AppearanceVotes:
@@ -59,7 +60,8 @@ class AppearanceVotes:
 
     def label(self, entity_id: str, default: str = "moving object") -> str:
         votes = self._votes.get(entity_id)
-        label = _majority(votes.label) if votes is not None else _UNKNOWN
+        # "moving object" is the reflex tier's "size unknown" (no distance yet): it never outvotes a size.
+        label = _majority(votes.label, (_UNKNOWN, "moving object")) if votes is not None else _UNKNOWN
         return default if label == _UNKNOWN else label
 
     def phrase(self, entity_id: str, verbose: bool = False) -> str:

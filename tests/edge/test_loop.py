@@ -75,8 +75,13 @@ def test_loop_alerts_speaks_and_records_valid_predictions(theft_video, tmp_path)
     assert summary.alerts == len(alerts) and summary.frames == 75
     assert any(isinstance(e, StatsEvent) for e in events) and any(isinstance(e, TrackEvent) for e in events)
     first = alerts[0]
-    assert first.sentence.endswith(".") and "o'clock" in first.sentence
+    assert first.sentence.endswith((".", "!")) and first.sentence.startswith(f"{first.clock_hour} o'clock"), \
+        "direction first"
     (record,) = iter_records(tmp_path / "predictions.jsonl")
+    assert [(a.entity_id, a.frame, a.sentence, a.urgent) for a in record.alerts] == [
+        (a.entity_id, a.frame_index, a.sentence, a.urgent) for a in alerts], "every alert is a record line"
+    boxes = {(e.entity_id, frame) for e in record.entities for frame in e.boxes}
+    assert all((a.entity_id, a.frame) in boxes for a in record.alerts), "each alert's box is recorded"
     assert record.kind == "prediction" and record.system == "vigil360"
     by_id = {e.entity_id: e for e in record.entities}
     assert {a.entity_id for a in alerts} == set(by_id)
@@ -290,6 +295,6 @@ def test_vlm_names_what_motion_cannot_see_with_one_id(tmp_path):
     assert len(alerts) == 1, "re-grounding the same entity neither re-announces nor renames it"
     (alert,) = alerts
     assert alert.tier == "vlm" and alert.role == "perpetrator" and alert.clock_hour == 12
-    assert alert.sentence == "Person acting suspiciously, 12 o'clock."
+    assert alert.sentence == "12 o'clock, person acting suspiciously.", "direction first"
     (record,) = iter_records(tmp_path / "predictions.jsonl")
     assert [e.entity_id for e in record.entities] == [alert.entity_id]
