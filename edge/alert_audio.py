@@ -40,6 +40,7 @@ class AlertAudio:
     direction_onset_s: float | None  # first audible sample of the spoken direction
     heard_at_s: dict[str, float] = field(default_factory=dict)  # entity -> direction fully played
     end_s: float = 0.0  # last audible sample
+    speech_start_s: float = 0.0  # where speech begins (after the earcon and its gap)
     earcon_ms: float | None = None  # compute time until the earcon was ready
     render_ms: float = 0.0  # compute time until all of it was ready (synthesis + rendering)
 
@@ -116,5 +117,6 @@ def render_alert(utterance: Utterance, synth: Synthesizer, config: SpeechConfig,
         cursor += len(pieces[-1]) / rate
     out = np.concatenate(pieces) if pieces else np.zeros((0, 2) if stereo else 0, np.int16)
     mono = out if out.ndim == 1 else np.abs(out).max(axis=1)
-    return AlertAudio(out, rate, earcon_s, onset, heard, last_audible_s(mono, rate),
+    speech_start = len(pieces[0]) / rate if earcon_s is not None else 0.0
+    return AlertAudio(out, rate, earcon_s, onset, heard, last_audible_s(mono, rate), speech_start,
                       earcon_ms, (time.perf_counter() - start) * 1000.0)

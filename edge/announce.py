@@ -180,15 +180,15 @@ class Wording:
     """What to say about one alert, and the forms the queue may need instead.
 
     `text` starts with `direction` (empty when an escalation does not restate it); `short` is the
-    urgent form, used to carry a direction an interruption cut; `full` is said instead of an
-    escalation when the wearer never heard this entity.
+    urgent form, used to carry a direction an interruption cut; `full` (escalations only) is said
+    instead when the wearer never heard this entity.
     """
 
     text: str
     direction: str
     where: str
     short: str
-    full: str
+    full: str | None = None
 
 
 class Wordsmith:
@@ -207,9 +207,9 @@ class Wordsmith:
         last = self._said.get(entity_id)
         self._said[entity_id] = (yaw, distance_m)
         if urgent:
-            return Wording(short, where, where, short, full)
+            return Wording(short, where, where, short)
         if last is None or config.verbosity == "verbose":
-            return Wording(full, where, where, short, full)
+            return Wording(full, where, where, short)
         text = escalation_sentence(yaw=yaw, distance_m=distance_m, last_yaw=last[0], last_distance_m=last[1],
                                    directions=directions)
         # "Closer, two metres." restates no direction (the stereo image and earcon carry it).

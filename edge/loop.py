@@ -247,7 +247,7 @@ class EdgeLoop:
             self.speech_queue.put(Utterance(
                 alert.sentence, entity.entity_id, alert.risk, alert.urgent, frame.read_at, alert, yaw=alert.yaw,
                 direction=wording.direction, where=wording.where, short=wording.short,
-                full=None if wording.full == alert.sentence else wording.full,
+                full=wording.full,
                 time_to_contact_s=request.time_to_contact_s,
             ))
         if first:

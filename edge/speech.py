@@ -238,6 +238,7 @@ class Speaker:
         self.latency = Samples()  # frame read -> audio ready (synthesised), ms
         self.errors: deque[str] = deque(maxlen=20)
         self._stop = threading.Event()
+        self._tick = threading.Event()  # never set: a poll interval while playback runs
         self._player: subprocess.Popen | None = None
         self._thread = threading.Thread(target=self._run, name="vigil360-speech", daemon=True)
 
@@ -305,11 +306,18 @@ class Speaker:
         try:
             audio = render_alert(utterance, self.synth, self.config, on_earcon=write)
             self._done(utterance, None)
+            # An urgent alert cuts calmer speech, but never inside its direction phrase: until the
+            # direction has been heard the interruption waits (a direction is at most ~0.8 s).
+            protect_until = started + audio.heard_at_s.get(utterance.entity_id, 0.0)
+
+            def may_cut() -> bool:
+                return self.queue.interrupt.is_set() and time.perf_counter() >= protect_until
+
             # Small writes: the pipe blocks while the player is ahead, so an interruption is seen
             # within one chunk (~20 ms of audio), not after the whole sentence was buffered.
             chunk = max(1, rate // 50)
             while written < len(audio.samples) and not cut:
-                cut = self.queue.interrupt.is_set()
+                cut = may_cut()
                 if not cut:
                     write(audio.samples[written:written + chunk])
         finally:
@@ -317,7 +325,9 @@ class Speaker:
                 player.stdin.close()
         played = len(audio.samples) / rate
         while not cut and player.poll() is None:
-            cut = self.queue.interrupt.wait(0.02)
+            cut = may_cut()
+            if not cut:
+                self._tick.wait(0.01)
         if cut:
             played = time.perf_counter() - started
             player.terminate()
