@@ -11,8 +11,8 @@ Timing model of one utterance taken from the queue at time `now`:
 - speech follows the earcon; if synthesis took longer than the earcon lasts, it starts later
   by the difference;
 - an urgent utterance arriving during calmer speech cuts it within one 20 ms chunk (the
-  worker's write granularity), but not before the calmer one's direction phrase is over; the
-  queue learns which directions were heard by then.
+  worker's write granularity), or, when both are about the same entity, once the calmer one's
+  direction phrase is over; the queue learns which directions were heard by then.
 Compute times are measured here (label them "loaded machine"); the output latency of a real
 device is a parameter, not a measurement.
 """
@@ -87,11 +87,13 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
         extra = max(0.0, audio.render_ms / 1000.0 - ready - audio.speech_start_s)
         natural_end = start + extra + audio.end_s
         interrupted = arrive_until(natural_end, stop_on_interrupt=True)
-        # The worker never cuts inside the utterance's own direction phrase (edge/speech.py).
+        # The worker lets the direction finish when the urgent one is about the same entity.
         protect = start + extra + audio.heard_at_s.get(utterance.entity_id, 0.0)
+        if queue.interrupting != utterance.entity_id:
+            protect = start
         cut_at = None if interrupted is None else max(interrupted + CUT_GRANULARITY_S, protect)
         played_s = (cut_at if cut_at is not None else natural_end) - start
-        heard = {entity for entity, at in audio.heard_at_s.items() if at + extra <= played_s}
+        heard = {entity for entity, at in audio.heard_at_s.items() if at + extra <= played_s + 1e-9}
         queue.finished(utterance, heard)
         played.append(Played(
             text=utterance.text, entity_id=utterance.entity_id, urgent=utterance.urgent, taken_s=taken,

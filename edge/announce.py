@@ -303,7 +303,9 @@ class SpeechQueue:
     - An urgent utterance interrupts a calmer one being spoken (`interrupt` is set), but never
       discards a direction the wearer has not heard: the worker reports how far it got
       (`finished`), and a cut direction is carried into the next utterance ("Also 2 o'clock
-      person."). Pending calmer utterances wait their turn instead of being cleared.
+      person."). If the urgent one is about the entity being spoken of, the worker lets that
+      direction finish first (it is the quickest way to the same direction). Pending calmer
+      utterances wait their turn instead of being cleared.
     - A newer alert about an entity replaces its pending one; an escalation ("Closer, two
       metres.") becomes the full sentence if the wearer never heard that entity.
     - Stale: an utterance waiting past `stale_after_s` since its frame is dropped unspoken.
@@ -315,6 +317,7 @@ class SpeechQueue:
         self._pending: list[Utterance] = []
         self._cond = threading.Condition()
         self.interrupt = threading.Event()  # set when an urgent utterance should cut current speech
+        self.interrupting: str | None = None  # the entity of the urgent utterance that set it
         self.current: Utterance | None = None  # being spoken (set by `get`, cleared by `finished`)
         self._heard: OrderedDict[str, None] = OrderedDict()
         self.dropped_stale = 0
@@ -343,6 +346,7 @@ class SpeechQueue:
             self.replaced += len(same)
             current = self.current
             if utterance.urgent and current is not None and not current.urgent:
+                self.interrupting = utterance.entity_id
                 self.interrupt.set()
             self._pending.append(utterance)
             accepted = True
@@ -378,6 +382,7 @@ class SpeechQueue:
                 best.text, best.direction, best.full = best.full, best.where, None
             self.current = best
             self.interrupt.clear()
+            self.interrupting = None
             return best
 
     def finished(self, utterance: Utterance, heard: set[str]) -> None:

@@ -306,12 +306,15 @@ class Speaker:
         try:
             audio = render_alert(utterance, self.synth, self.config, on_earcon=write)
             self._done(utterance, None)
-            # An urgent alert cuts calmer speech, but never inside its direction phrase: until the
-            # direction has been heard the interruption waits (a direction is at most ~0.8 s).
+            # An urgent alert cuts calmer speech at once (a cut direction is carried on), except
+            # inside the direction phrase of the same entity: finishing it is quicker than saying
+            # it again (a direction lasts at most ~0.8 s).
             protect_until = started + audio.heard_at_s.get(utterance.entity_id, 0.0)
 
             def may_cut() -> bool:
-                return self.queue.interrupt.is_set() and time.perf_counter() >= protect_until
+                if not self.queue.interrupt.is_set():
+                    return False
+                return self.queue.interrupting != utterance.entity_id or time.perf_counter() >= protect_until
 
             # Small writes: the pipe blocks while the player is ahead, so an interruption is seen
             # within one chunk (~20 ms of audio), not after the whole sentence was buffered.

@@ -26,18 +26,29 @@ def _decision(smith: Wordsmith, entity: str, time_s: float, yaw: float, distance
                                       full=wording.full, time_to_contact_s=ttc))
 
 
-def test_urgent_waits_for_the_calmer_direction_then_cuts(synth):
+def test_urgent_cuts_another_entity_at_once_and_carries_its_direction(synth):
     smith = Wordsmith()
     decisions = [_decision(smith, "e1", 1.0, 60.0, 5.0, 2.5),
-                 _decision(smith, "e2", 1.3, -150.0, 2.0, 0.4, urgent=True)]
+                 _decision(smith, "e2", 1.1, -150.0, 2.0, 0.4, urgent=True)]
     played, queue = simulate(decisions, synth, CONFIG)
     calm, urgent = played
-    assert calm.entity_id == "e1" and calm.cut, "the calmer sentence is cut for the urgent one"
-    assert "e1" in calm.heard_at_s, "but only after its direction was heard"
-    assert calm.end_s == pytest.approx(calm.heard_at_s["e1"])
+    assert calm.entity_id == "e1" and calm.cut and calm.heard_at_s == {}, "cut inside '2 o'clock'"
     assert urgent.entity_id == "e2" and urgent.text == "7 o'clock person!" and not urgent.cut
-    assert urgent.earcon_s >= calm.end_s, "the urgent earcon follows the cut"
+    assert urgent.earcon_s >= calm.end_s
+    assert set(urgent.heard_at_s) == {"e2", "e1"}, "e1's direction rides on the urgent utterance"
+    assert urgent.heard_at_s["e2"] < urgent.heard_at_s["e1"]
     assert queue.heard("e1") and queue.heard("e2")
+
+
+def test_urgent_about_the_same_entity_lets_its_direction_finish(synth):
+    smith = Wordsmith()
+    decisions = [_decision(smith, "e1", 1.0, 60.0, 5.0, 2.5),
+                 _decision(smith, "e1", 1.3, 60.0, 2.0, 0.4, urgent=True)]
+    played, _ = simulate(decisions, synth, CONFIG)
+    calm, urgent = played
+    assert calm.cut and "e1" in calm.heard_at_s, "cut only after '2 o'clock' was heard"
+    assert calm.end_s == pytest.approx(calm.heard_at_s["e1"])
+    assert urgent.text == "2 o'clock person!" and urgent.earcon_s >= calm.end_s
 
 
 def test_two_threats_each_direction_once_nearest_first(synth):
