@@ -71,9 +71,11 @@ class ReflexConfig(Section):
     )
     min_hits: int = Field(3, ge=1, description="matched frames before a track is reported")
     settle_s: float = Field(
-        2.0, ge=0, description="no flags in the first seconds after switching on: the bootstrap second, "
-                               "then a second in which whoever was half-absorbed into the seed "
-                               "background still merges with what it left behind",
+        0.0, ge=0, description="extra seconds without flags after switching on; 0 (default): none. The "
+                               "background model's own warm-up is the bootstrap (no proposals meanwhile), "
+                               "and every risk rule already needs 12 observations whose motion agrees, so "
+                               "an entity whose approach is certain is alerted from the first second on "
+                               "(a blanket 2 s window made the first 2 s of every run blind)",
     )
     confirm_frames: int = Field(
         4, ge=1, description="consecutive frames at or above the threshold before a track is flagged "

@@ -37,7 +37,7 @@ def _write_avi(path, frames, fps: float = 15.0):
 @pytest.fixture(scope="module")
 def theft_clip(synthetic_clip_factory):
     """The shared theft scene (a thief approaches from behind across the seam), 5 s long: the reflex
-    tier stays silent while it settles (its first 1.5 s), and the approach comes after."""
+    tier seeds its background in the first second, and the approach comes after."""
     return synthetic_clip_factory(kind="stealing", seed=7, cross_seam=True, bystanders=1, duration_s=5.0)
 
 
