@@ -10,19 +10,20 @@ Timing model of one utterance taken from the queue at time `now`:
   earcon to the player before synthesising speech);
 - speech follows the earcon; if synthesis took longer than the earcon lasts, it starts later
   by the difference;
-- an urgent utterance arriving during calmer speech cuts it within one 20 ms chunk (the
-  worker's write granularity), or, when both are about the same entity, once the calmer one's
-  direction phrase is over; the queue learns which directions were heard by then.
+- an urgent utterance arriving during calmer speech sounds its earcon over it within one 20 ms
+  chunk (the worker's write granularity) plus the earcon's compute time, and cuts the calmer
+  speech once its direction phrase is over; the queue learns which directions were heard.
 Compute times are measured here (label them "loaded machine"); the output latency of a real
 device is a parameter, not a measurement.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from vigil360.config import SpeechConfig
-from vigil360.edge.alert_audio import AlertAudio, render_alert
+from vigil360.edge.alert_audio import AlertAudio, earcon_samples, render_alert
 from vigil360.edge.announce import SpeechQueue, Utterance
 from vigil360.edge.speech import Synthesizer
 
@@ -58,6 +59,7 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
     queue = SpeechQueue(config, clock=lambda: clock["now"])
     played: list[Played] = []
     cache: dict[tuple, AlertAudio] = {}
+    overlay_at: dict[int, float] = {}  # id(utterance) -> onset of its earcon played over other speech
     index = 0
 
     def arrive_until(limit: float, stop_on_interrupt: bool) -> float | None:
@@ -79,7 +81,8 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
         if utterance is None:  # everything pending was stale
             continue
         taken = clock["now"]
-        key = (utterance.text, utterance.urgent, utterance.yaw, tuple(c.text for c in utterance.carried))
+        key = (utterance.text, utterance.urgent, utterance.yaw, utterance.earcon_played,
+               tuple(c.text for c in utterance.carried))
         audio = cache.get(key) or cache.setdefault(key, render_alert(utterance, synth, config))
         ready = (audio.earcon_ms if audio.earcon_ms is not None else audio.render_ms) / 1000.0
         start = taken + ready + output_latency_s
@@ -87,17 +90,22 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
         extra = max(0.0, audio.render_ms / 1000.0 - ready - audio.speech_start_s)
         natural_end = start + extra + audio.end_s
         interrupted = arrive_until(natural_end, stop_on_interrupt=True)
-        # The worker lets the direction finish when the urgent one is about the same entity.
+        urgent = queue.interrupting
+        if interrupted is not None and urgent is not None and urgent.yaw is not None and config.earcons:
+            began = time.perf_counter()
+            earcon_samples(urgent.yaw, synth.sample_rate, True, config)
+            compute = time.perf_counter() - began
+            urgent.earcon_played = True
+            overlay_at[id(urgent)] = interrupted + CUT_GRANULARITY_S + compute + output_latency_s
+        # The worker never cuts inside the direction phrase in progress (edge/speech.py).
         protect = start + extra + audio.heard_at_s.get(utterance.entity_id, 0.0)
-        if queue.interrupting != utterance.entity_id:
-            protect = start
         cut_at = None if interrupted is None else max(interrupted + CUT_GRANULARITY_S, protect)
         played_s = (cut_at if cut_at is not None else natural_end) - start
         heard = {entity for entity, at in audio.heard_at_s.items() if at + extra <= played_s + 1e-9}
         queue.finished(utterance, heard)
         played.append(Played(
             text=utterance.text, entity_id=utterance.entity_id, urgent=utterance.urgent, taken_s=taken,
-            earcon_s=None if audio.earcon_s is None else start,
+            earcon_s=overlay_at.get(id(utterance), None if audio.earcon_s is None else start),
             direction_onset_s=None if audio.direction_onset_s is None or audio.direction_onset_s + extra > played_s
             else start + extra + audio.direction_onset_s,
             heard_at_s={entity: start + extra + audio.heard_at_s[entity] for entity in heard},

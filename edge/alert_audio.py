@@ -75,6 +75,13 @@ def phrase_end_s(synth: Synthesizer, text: str, phrase: str, samples: np.ndarray
     return last_audible_s(synth.synthesize(phrase), rate)
 
 
+def earcon_samples(yaw: float, sample_rate: int, urgent: bool, config: SpeechConfig) -> np.ndarray:
+    """The earcon from `yaw` as int16 (stereo unless spatial audio is off), without the gap."""
+    gain = 1.0 if urgent else 10.0 ** (config.ducking_db / 20.0)
+    tone = earcon(yaw, sample_rate, urgent) * gain
+    return to_int16(render_stereo(tone, sample_rate, yaw) if config.spatial == "stereo" else tone)
+
+
 def render_alert(utterance: Utterance, synth: Synthesizer, config: SpeechConfig,
                  on_earcon: Callable[[np.ndarray], None] | None = None) -> AlertAudio:
     """The utterance's audio and timeline (see the module docstring).
@@ -94,7 +101,7 @@ def render_alert(utterance: Utterance, synth: Synthesizer, config: SpeechConfig,
 
     pieces: list[np.ndarray] = []
     earcon_s = earcon_ms = None
-    if config.earcons and utterance.yaw is not None:
+    if config.earcons and utterance.yaw is not None and not utterance.earcon_played:
         tone = placed(earcon(utterance.yaw, rate, utterance.urgent) * gain, utterance.yaw)
         gap = np.zeros((int(EARCON_GAP_S * rate), 2) if stereo else int(EARCON_GAP_S * rate))
         first = to_int16(np.concatenate([tone, gap]))

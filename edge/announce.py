@@ -282,6 +282,7 @@ class Utterance:
     full: str | None = None  # said instead of `text` if the wearer never heard this entity
     time_to_contact_s: float | None = None  # orders several threats: nearest first
     carried: list[Carried] = field(default_factory=list)
+    earcon_played: bool = False  # its earcon already sounded over the speech it interrupts
 
     def carry(self) -> Carried:
         short = self.short or self.text
@@ -300,11 +301,11 @@ class SpeechQueue:
     - Order: an entity the wearer has not heard yet comes before any repeat, so every direction
       is said once before one is said twice; then the nearest time to contact (urgent ones with
       none count as now), then risk, then the oldest.
-    - An urgent utterance interrupts a calmer one being spoken (`interrupt` is set), but never
-      discards a direction the wearer has not heard: the worker reports how far it got
-      (`finished`), and a cut direction is carried into the next utterance ("Also 2 o'clock
-      person."). If the urgent one is about the entity being spoken of, the worker lets that
-      direction finish first (it is the quickest way to the same direction). Pending calmer
+    - An urgent utterance interrupts a calmer one being spoken (`interrupt` is set; the worker
+      sounds the urgent earcon over it at once, lets the direction phrase in progress finish,
+      then cuts), and never discards a direction the wearer has not heard: the worker reports
+      how far it got (`finished`), and a direction that was cut anyway (a carried one, a failed
+      synthesis) is carried into the next utterance ("Also 2 o'clock person!"). Pending calmer
       utterances wait their turn instead of being cleared.
     - A newer alert about an entity replaces its pending one; an escalation ("Closer, two
       metres.") becomes the full sentence if the wearer never heard that entity.
@@ -317,7 +318,7 @@ class SpeechQueue:
         self._pending: list[Utterance] = []
         self._cond = threading.Condition()
         self.interrupt = threading.Event()  # set when an urgent utterance should cut current speech
-        self.interrupting: str | None = None  # the entity of the urgent utterance that set it
+        self.interrupting: Utterance | None = None  # the urgent utterance that set it
         self.current: Utterance | None = None  # being spoken (set by `get`, cleared by `finished`)
         self._heard: OrderedDict[str, None] = OrderedDict()
         self.dropped_stale = 0
@@ -346,7 +347,7 @@ class SpeechQueue:
             self.replaced += len(same)
             current = self.current
             if utterance.urgent and current is not None and not current.urgent:
-                self.interrupting = utterance.entity_id
+                self.interrupting = utterance
                 self.interrupt.set()
             self._pending.append(utterance)
             accepted = True

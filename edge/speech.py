@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from vigil360.config import SpeechConfig
-from vigil360.edge.alert_audio import render_alert
+from vigil360.edge.alert_audio import earcon_samples, render_alert
 from vigil360.edge.announce import SpeechQueue, Utterance
 from vigil360.edge.profiling import Samples
 from vigil360.errors import UserError
@@ -306,15 +306,15 @@ class Speaker:
         try:
             audio = render_alert(utterance, self.synth, self.config, on_earcon=write)
             self._done(utterance, None)
-            # An urgent alert cuts calmer speech at once (a cut direction is carried on), except
-            # inside the direction phrase of the same entity: finishing it is quicker than saying
-            # it again (a direction lasts at most ~0.8 s).
+            # An urgent alert's earcon sounds at once over calmer speech; the speech is cut once
+            # its direction phrase is over (a direction lasts at most ~0.8 s), never inside it.
             protect_until = started + audio.heard_at_s.get(utterance.entity_id, 0.0)
 
             def may_cut() -> bool:
                 if not self.queue.interrupt.is_set():
                     return False
-                return self.queue.interrupting != utterance.entity_id or time.perf_counter() >= protect_until
+                self._overlay_earcon(self.queue.interrupting)
+                return time.perf_counter() >= protect_until
 
             # Small writes: the pipe blocks while the player is ahead, so an interruption is seen
             # within one chunk (~20 ms of audio), not after the whole sentence was buffered.
@@ -336,6 +336,23 @@ class Speaker:
             player.terminate()
         player.wait()
         return audio, played
+
+    def _overlay_earcon(self, urgent: Utterance | None) -> None:
+        """The urgent alert's earcon, on a second player stream (the device mixes them)."""
+        if urgent is None or urgent.earcon_played or urgent.yaw is None or not self.config.earcons:
+            return
+        urgent.earcon_played = True
+        samples = earcon_samples(urgent.yaw, self.synth.sample_rate, True, self.config)
+        channels = 1 if samples.ndim == 1 else samples.shape[1]
+        command = ["aplay", "-q", "-t", "raw", "-f", "S16_LE", "-c", str(channels), "-r", str(self.synth.sample_rate)]
+
+        def play() -> None:  # off the worker thread: the speech being finished keeps streaming
+            try:
+                subprocess.run(command, input=np.ascontiguousarray(samples).tobytes(), timeout=5, check=False)
+            except (OSError, subprocess.SubprocessError) as error:
+                self.errors.append(f"earcon: {error}")
+
+        threading.Thread(target=play, name="vigil360-earcon", daemon=True).start()
 
     def close(self, drain_s: float = 5.0) -> None:
         """Finish what is queued (up to `drain_s`), then stop the worker."""
