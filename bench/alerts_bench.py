@@ -85,6 +85,8 @@ class ClipHeard:
     approaches: int = 0  # actors within 1.5 m
     approaches_alerted_before: int = 0
     both_heard_before_within: bool | None = None  # composites only
+    entities_with_repeats: int = 0  # entities alerted more than once
+    appearance_stable: int = 0  # of those, the same appearance in every alert
 
 
 class _UtteranceLog:
@@ -130,7 +132,9 @@ def _frame_source(frames: Iterator[np.ndarray], fps: float, width: int, height: 
 
 
 def run_loop(frames: Iterator[np.ndarray], fps: float, width: int, height: int, video_id: str, settings, work: Path):
-    """The loop over `frames`; returns (queued decisions, the prediction record)."""
+    """The loop over `frames`; returns (queued decisions, the prediction record, the appearance each
+    alert carried, per entity)."""
+    from vigil360.edge.events import AlertEvent
     from vigil360.edge.loop import EdgeLoop
     from vigil360.edge.recorder import PredictionRecorder
     from vigil360.records import iter_records
@@ -140,9 +144,13 @@ def run_loop(frames: Iterator[np.ndarray], fps: float, width: int, height: int, 
     log = _UtteranceLog(settings.speech)
     path = work / f"{video_id}.predictions.jsonl"
     recorder = PredictionRecorder(path, Video(video_id=video_id, fps=fps, width=width, height=height))
-    EdgeLoop(source, settings, speaker=log, recorder=recorder).run()
+    loop = EdgeLoop(source, settings, speaker=log, recorder=recorder)
+    looks: dict[str, list[str]] = {}
+    loop.add_sink(lambda event: looks.setdefault(event.entity_id, []).append(event.appearance)
+                  if isinstance(event, AlertEvent) else None)
+    loop.run()
     (record,) = iter_records(path)
-    return log.decisions, record
+    return log.decisions, record, looks
 
 
 def _match_entities(record, actors: list[ActorTimeline]) -> dict[str, str]:
@@ -222,6 +230,12 @@ def _composite(spec_a, spec_b, shift: int) -> Iterator[np.ndarray]:
         yield image
 
 
+def _count_appearance(clip: ClipHeard, looks: dict[str, list[str]]) -> None:
+    repeated = [phrases for phrases in looks.values() if len(phrases) > 1]
+    clip.entities_with_repeats = len(repeated)
+    clip.appearance_stable = sum(len(set(phrases)) == 1 for phrases in repeated)
+
+
 def _summary(clips: list[ClipHeard], decisions_total: int) -> dict:
     rows = [e for c in clips for e in c.entities if e.within_s is not None]
 
@@ -250,6 +264,8 @@ def _summary(clips: list[ClipHeard], decisions_total: int) -> dict:
         "speaking_s_per_minute": round(sum(c.speaking_s for c in clips) / minutes, 2) if minutes else None,
         "two_threats_both_heard_before_1_5m": f"{sum(bool(c.both_heard_before_within) for c in composites)}"
                                               f"/{len(composites)}",
+        "appearance_stable_across_alerts": f"{sum(c.appearance_stable for c in clips)}"
+                                           f"/{sum(c.entities_with_repeats for c in clips)} entities alerted twice+",
     }
 
 
@@ -288,11 +304,13 @@ def alerts_command(
         work = Path(tmp)
         for spec in tqdm(specs, desc="approach clips", unit="clip"):
             _, scenario = ground_truth(spec)
-            decisions, record = run_loop(iter_frames(spec), spec.fps, width, height, spec.video_id, settings, work)
+            decisions, record, looks = run_loop(iter_frames(spec), spec.fps, width, height, spec.video_id,
+                                                settings, work)
             played, _ = simulate(decisions, synth, settings.speech, output_latency_s=latency)
             decisions_total += len(decisions)
             clips.append(score_clip(spec.video_id, spec.kind, spec.fps, spec.num_frames, _actors(scenario),
                                     decisions, record, played))
+            _count_appearance(clips[-1], looks)
         rng = np.random.default_rng(seed + 1)
         for pair in tqdm(range(pairs), desc="two-threat composites", unit="pair"):
             kinds = ("stealing", "collide") if pair % 2 == 0 else ("collide", "stealing")
@@ -306,8 +324,8 @@ def alerts_command(
             # B comes within 1.5 m up to 0.4 s after A: both threats at once, B never first by much.
             shift = within_a - within_b + int(rng.integers(0, int(0.4 * spec_a.fps) + 1))
             video_id = f"synth-pair-{spec_a.seed}-{spec_b.seed}"
-            decisions, record = run_loop(_composite(spec_a, spec_b, shift), spec_a.fps, width, height, video_id,
-                                         settings, work)
+            decisions, record, looks = run_loop(_composite(spec_a, spec_b, shift), spec_a.fps, width, height,
+                                                video_id, settings, work)
             played, _ = simulate(decisions, synth, settings.speech, output_latency_s=latency)
             decisions_total += len(decisions)
             actors = _actors(truth_a, 0, "a:") + _actors(truth_b, shift, "b:")
@@ -318,6 +336,7 @@ def alerts_command(
                      if e.direction_heard_after_s is not None}
             clip.both_heard_before_within = len(threats) == 2 and all(
                 a.actor_id in heard and heard[a.actor_id] < first_within for a in threats)
+            _count_appearance(clip, looks)
             clips.append(clip)
     summary = {"machine": machine_name(), "seed": seed, "frame_size": f"{width}x{height}",
                "rate_wpm": settings.speech.rate_wpm, "output_latency_ms": output_latency_ms,
