@@ -1,8 +1,12 @@
 """Offline speech: espeak-ng synthesis in a worker thread, to WAV files or the audio device.
 
-Synthesis never runs on the loop thread. The worker takes the most important fresh utterance
-from the `SpeechQueue` (edge/announce.py), synthesises it and writes or plays it; an urgent
-alert interrupts playback in progress.
+Synthesis never runs on the loop thread. The worker takes the next utterance from the
+`SpeechQueue` (edge/announce.py), renders it with `alert_audio.render_alert` (earcon, speech,
+stereo direction; espeak-ng's word events say when each direction has been heard) and writes
+it to a WAV file or streams it to the device, the earcon first, before the speech is even
+synthesised. An urgent alert sounds its earcon over calmer speech at once and cuts that speech
+once its direction phrase is over; the worker tells the queue which directions were heard, so a
+direction that was cut is carried on, never dropped.
 
 Backends: the espeak-ng library bundled by `espeakng-loader`, driven through ctypes (~6 ms a
 sentence), or Debian's `espeak-ng` program. If neither works the error says so: speech is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -116,3 +117,29 @@ def test_a_failed_synthesis_does_not_count_as_heard(tmp_path):
         speaker._speak(taken)
     assert not queue.heard("e1")
     assert queue.pending() == 1, "the unheard direction goes back in the queue"
+
+
+def test_device_path_streams_the_earcon_before_the_speech(tmp_path, monkeypatch):
+    """A stand-in `aplay` on PATH records the raw stream: the earcon comes first, then speech,
+    in stereo, and the direction counts as heard once played to the end."""
+    from vigil360.edge import speech
+    from vigil360.edge.alert_audio import earcon_samples
+
+    player = tmp_path / "bin" / "aplay"
+    player.parent.mkdir()
+    player.write_text(f'#!/bin/sh\ncat > "{tmp_path}/played_$$.raw"\n')
+    player.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{player.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(speech, "audio_device_available", lambda: True)
+    config = SpeechConfig(output="device")
+    queue = SpeechQueue(config)
+    speaker = Speaker(config, queue).start()
+    queue.put(Utterance("7 o'clock person!", "e1", 0.95, True, time.perf_counter(), yaw=-150.0,
+                        direction="7 o'clock"))
+    speaker.close(drain_s=30.0)
+    assert not speaker.errors and queue.heard("e1")
+    (raw,) = tmp_path.glob("played_*.raw")
+    stream = np.frombuffer(raw.read_bytes(), dtype=np.int16).reshape(-1, 2)
+    tone = earcon_samples(-150.0, speaker.synth.sample_rate, True, config)
+    assert np.array_equal(stream[: len(tone)], tone), "the earcon is the first thing played"
+    assert len(stream) > len(tone) + speaker.synth.sample_rate // 2, "speech follows"
