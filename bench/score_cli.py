@@ -44,11 +44,13 @@ def score(
     cache: Path | None = typer.Option(None, "--cache", help="judge cache (default OUT/judge_cache.sqlite)"),
     restart: bool = typer.Option(False, "--restart", help="discard earlier results in OUT"),
     system: str | None = typer.Option(None, "--system", help="name printed in the report"),
+    strict: bool = typer.Option(False, "--strict", help="refuse a .jsonl file whose last line is torn "
+                                                        "(default: skip it with a warning)"),
 ) -> None:
     _score_and_report(
         pred, gt, out, judge=judge, judge_model=judge_model, judge_concurrency=judge_concurrency,
         judge_timeout=judge_timeout, judge_attempts=judge_attempts, api_key_env=api_key_env, threshold=threshold,
-        role_aware=role_aware, embed=embed, cache=cache, restart=restart, system=system,
+        role_aware=role_aware, embed=embed, cache=cache, restart=restart, system=system, strict=strict,
     )
 
 
@@ -69,6 +71,7 @@ def _score_and_report(
     cache: Path | None = None,
     restart: bool = False,
     system: str | None = None,
+    strict: bool = False,
 ) -> None:
     from vigil360.bench.baselines import load_baselines
     from vigil360.bench.caption_embed import EMBED_MODEL_NAME
@@ -103,7 +106,7 @@ def _score_and_report(
     try:
         videos, warnings = score_dataset(
             pred, gt, out, settings, judge=client, embedder=embedder, restart=restart,
-            progress=sys.stderr.isatty(),
+            progress=sys.stderr.isatty(), strict=strict,
         )
     finally:
         if client is not None:

@@ -304,9 +304,9 @@ class SpeechQueue:
     - An urgent utterance interrupts a calmer one being spoken (`interrupt` is set; the worker
       sounds the urgent earcon over it at once, lets the direction phrase in progress finish,
       then cuts), and never discards a direction the wearer has not heard: the worker reports
-      how far it got (`finished`), and a direction that was cut anyway (a carried one, a failed
-      synthesis) is carried into the next utterance ("Also 2 o'clock person!"). Pending calmer
-      utterances wait their turn instead of being cleared.
+      how far it got (`finished`), and a direction that was cut anyway (a carried one) is carried
+      into the next utterance ("Also 2 o'clock person!"). Pending calmer utterances wait their
+      turn instead of being cleared.
     - A newer alert about an entity replaces its pending one; an escalation ("Closer, two
       metres.") becomes the full sentence if the wearer never heard that entity.
     - Stale: an utterance waiting past `stale_after_s` since its frame is dropped unspoken.
@@ -386,9 +386,11 @@ class SpeechQueue:
             self.interrupting = None
             return best
 
-    def finished(self, utterance: Utterance, heard: set[str]) -> None:
+    def finished(self, utterance: Utterance, heard: set[str], *, cut: bool = True) -> None:
         """The worker is done with `utterance`; `heard` holds the entities whose direction was played
-        to its end. A direction it carried (or its own) that was cut goes on with the next one."""
+        to its end. A direction it carried (or its own) that was cut goes on with the next one.
+        `cut=False` (it failed: the worker counts and reports that) carries nothing: retrying a
+        failing utterance would only fail again."""
         with self._cond:
             if self.current is utterance:
                 self.current = None
@@ -399,7 +401,7 @@ class SpeechQueue:
                 self._heard.popitem(last=False)
             unheard = [c for c in [utterance.carry(), *utterance.carried] if c.entity_id not in heard]
             utterance.carried = [c for c in utterance.carried if c.entity_id not in heard]
-            if not unheard:
+            if not unheard or not cut:
                 return
             self._drop_stale()
             if self._pending:

@@ -86,7 +86,20 @@ class StatsEvent(_Event):
     stages: dict[str, StageLatency] = Field(default_factory=dict)
 
 
-Event = Annotated[AlertEvent | TrackEvent | CaptionEvent | StatsEvent, Field(discriminator="type")]
+HealthState = Literal["running", "degraded", "failed", "ended", "stopped"]
+
+
+class HealthEvent(_Event):
+    """A part of the loop changed state (speech, recording, a model stage, event clients), or the
+    loop itself ended, stopped or failed. `component` "loop" is the loop itself."""
+
+    type: Literal["health"] = "health"
+    component: str
+    state: HealthState
+    message: str = ""
+
+
+Event = Annotated[AlertEvent | TrackEvent | CaptionEvent | StatsEvent | HealthEvent, Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 

@@ -25,13 +25,14 @@ from vigil360.config import Settings
 from vigil360.edge.alert_policy import AlertPolicy, AlertRequest
 from vigil360.edge.announce import SpeechQueue, Utterance
 from vigil360.edge.entities import Entity, EntityRegistry
-from vigil360.edge.events import AlertEvent, CaptionEvent
+from vigil360.edge.events import AlertEvent, CaptionEvent, HealthEvent
+from vigil360.edge.faults import Fault, FaultWatch, StageOutcome, collect_faults, stage_outcome
 from vigil360.edge.fusion import CaptionLanded, ModelFusion
 from vigil360.edge.outputs import SideEvents, Sinks, record_reflex_masks
 from vigil360.edge.preview import AnnotatedVideo, Outline, Preview
 from vigil360.edge.profiling import RateMeter, Samples, StageTimer, rss_mb
 from vigil360.edge.recorder import PredictionRecorder
-from vigil360.edge.run_summary import LoopStatus, RunSummary, summarise
+from vigil360.edge.run_summary import LoopState, LoopStatus, RunSummary, summarise
 from vigil360.edge.source import Frame, FrameSource
 from vigil360.errors import UserError
 from vigil360.records import describe_validation_error
@@ -78,10 +79,17 @@ class EdgeLoop:
         self.annotated = None if annotated_video is None else AnnotatedVideo(annotated_video, source.fps, self._label)
         self.frames = 0
         self.error: str | None = None
+        self.state: LoopState = "starting"
         self._fps = RateMeter(window_s=3.0)
         self._running = False
+        self._fault_watch = FaultWatch()
+        self._fault_signature: tuple = ()
+        self._shutdown_problems: list[str] = []
         self._frame: Frame | None = None
         self.summary: RunSummary | None = None
+        # Settings change from the server's threads: one read-modify-write at a time, or a second
+        # change made meanwhile (a mute) would be lost.
+        self._settings_lock = threading.Lock()
 
     # --- wiring for callers ---------------------------------------------------------------
 
@@ -101,13 +109,23 @@ class EdgeLoop:
     def status(self) -> LoopStatus:
         workers = self.fusion.workers()
         return LoopStatus(
-            source=self.source.description, running=self._running, backends=self.backends(),
+            source=self.source.description, running=self._running, state=self.state, backends=self.backends(),
             fps=round(self._fps.rate(), 2), frames=self.frames, dropped_frames=self.source.dropped,
             alerts=self.policy.count, stages=self.timer.summary(),
             model_rates_hz={w.name: round(w.rate.rate(), 3) for w in workers},
             model_errors={w.name: list(w.errors)[-3:] for w in workers if w.errors},
-            error=self.error,
+            model_stages=self.stage_outcomes(), speech=self.speaker.health() if self.speaker is not None else None,
+            faults=self.faults(), error=self.error,
         )
+
+    def stage_outcomes(self) -> dict[str, StageOutcome]:
+        return {w.name: stage_outcome(w) for w in self.fusion.workers()}
+
+    def faults(self) -> list[Fault]:
+        """Everything that failed so far (speech, recording, event clients, model stages, shutdown)."""
+        return collect_faults(speech=self.speaker.health() if self.speaker is not None else None,
+                              recorder=self.recorder, sink_errors=self.sinks.errors, stages=self.stage_outcomes(),
+                              shutdown=self._shutdown_problems)
 
     def update_settings(self, patch: dict) -> Settings:
         """Validate `patch` (nested, like the settings file) and apply the runtime-changeable part."""
@@ -121,19 +139,20 @@ class EdgeLoop:
                 names = ", ".join(f"{section}.{k}" if isinstance(values, dict) else k for k in refused)
                 raise UserError(f"cannot change {names} while running (changeable: "
                                 f"{', '.join(f'{s}.{k}' for s, ks in RUNTIME_SETTINGS.items() for k in sorted(ks))})")
-        merged = self.settings.model_dump()
-        for section, values in patch.items():
-            merged[section].update(values)
-        try:
-            updated = Settings.model_validate(merged)
-        except ValidationError as error:
-            raise UserError(describe_validation_error(error, "settings")) from None
-        self.settings = updated
-        self.policy.config = updated.speech
-        self.speech_queue.config = updated.speech
-        if self.speaker is not None:
-            self.speaker.config = updated.speech
-        return updated
+        with self._settings_lock:
+            merged = self.settings.model_dump()
+            for section, values in patch.items():
+                merged[section].update(values)
+            try:
+                updated = Settings.model_validate(merged)
+            except ValidationError as error:
+                raise UserError(describe_validation_error(error, "settings")) from None
+            self.settings = updated
+            self.policy.config = updated.speech
+            self.speech_queue.config = updated.speech
+            if self.speaker is not None:
+                self.speaker.config = updated.speech
+            return updated
 
     def repeat_last(self) -> AlertEvent | None:
         """Say the last alert again (speech permitting) and return it."""
@@ -162,13 +181,14 @@ class EdgeLoop:
         A damaged source ends the run with its error raised after everything read so far has
         been processed, recorded and flushed; `self.summary` holds the partial summary.
         """
-        self._running = True
+        self._running, self.state = True, "running"
         if self.speaker is not None:
             self.speaker.start()
         rss_start = rss_mb()
         start = time.perf_counter()
         stopped = False
         frames = self.source.frames()
+        failed = True
         try:
             while True:
                 if stop_event is not None and stop_event.is_set():
@@ -181,8 +201,12 @@ class EdgeLoop:
                 if frame is None:
                     break
                 self._step(frame)
+            failed = False
         except UserError as error:
             self.error = str(error)
+            raise
+        except Exception as error:
+            self.error = f"{type(error).__name__}: {error}"
             raise
         finally:
             # FPS counts the frames' own time, not the wait below for model stages to finish.
@@ -190,7 +214,11 @@ class EdgeLoop:
             self._running = False
             frames.close()  # stops a source's reader thread before the source itself is closed
             self._finish()
+            self.state = "failed" if failed else "stopped" if stopped else "ended"
             self.summary = summarise(self, wall, rss_start, stopped)
+            self._report_faults(self._frame)
+            self._emit_health("loop", self.state, self.error or (
+                "stopped on request" if stopped else f"the source ended after {self.frames} frames"))
         return self.summary
 
     def _step(self, frame: Frame) -> None:
@@ -223,6 +251,7 @@ class EdgeLoop:
             with self.timer.stage("annotate"):
                 self.annotated.write(frame, tracks, outlines)
         self.preview.update(frame.image, outlines)
+        self._report_faults(frame)
         self.frames += 1
         self._fps.tick()
         self.timer.add("frame", (time.perf_counter() - frame.read_at) * 1000.0)
@@ -266,6 +295,25 @@ class EdgeLoop:
         self.sinks.emit(CaptionEvent(frame_index=result.frame_index, frame_time_s=result.frame_time_s,
                                      entity_id=entity.entity_id, caption=result.caption, sentence=sentence))
 
+    def _report_faults(self, frame: Frame | None) -> None:
+        """Push a HealthEvent for each part whose state changed (cheap unless a counter moved)."""
+        speaker, recorder = self.speaker, self.recorder
+        signature = (speaker.failures if speaker is not None else 0,
+                     speaker.consecutive_failures if speaker is not None else 0,
+                     recorder.lines_lost if recorder is not None else 0, len(self.sinks.errors),
+                     sum(len(w.errors) for w in self.fusion.workers()), len(self._shutdown_problems))
+        if signature == self._fault_signature:
+            return
+        self._fault_signature = signature
+        for fault in self._fault_watch.changed(self.faults()):
+            self._emit_health(fault.component, fault.severity, fault.message, frame)
+
+    def _emit_health(self, component: str, state: str, message: str, frame: Frame | None = None) -> None:
+        frame = frame or self._frame
+        index, time_s = (frame.index, frame.time_s) if frame is not None else (0, 0.0)
+        self.sinks.emit(HealthEvent(frame_index=index, frame_time_s=time_s, component=component, state=state,
+                                    message=message))
+
     def _collect_models(self, frame: Frame) -> None:
         self.fusion.collect(frame, recorder=self.recorder, alert=self._alert, caption_landed=self._caption_landed)
 
@@ -289,3 +337,23 @@ class EdgeLoop:
                 worker.wait_idle(timeout=10.0)
             if self._frame is not None:
                 self._collect_models(self._frame)
+        self._shutdown_problems = self._still_running()
+
+    def _still_running(self) -> list[str]:
+        """Workers that did not stop when closed (each close waits a bounded time, then gives up)."""
+        problems = [f"model stage {w.name} still running after close" for w in self.fusion.workers()
+                    if _thread_alive(w)]
+        if self.speaker is not None and _thread_alive(self.speaker):
+            problems.append("speech worker still running after close (utterances may be cut)")
+        problem = getattr(self.source, "close_problem", None)
+        if problem:
+            problems.append(problem)
+        return problems
+
+
+def _thread_alive(worker) -> bool:
+    alive = getattr(worker, "alive", None)
+    if callable(alive):
+        return bool(alive())
+    thread = getattr(worker, "_thread", None)  # workers without `alive()` (NOTE: the older LatestWorker)
+    return thread is not None and thread.is_alive()

@@ -62,7 +62,37 @@ def upsampled_rle(mask: np.ndarray, width: int, height: int) -> RLE:
     changes = np.unique(np.concatenate([inside, at_copy0, at_later]).astype(np.int64))
     counts = np.diff(np.concatenate([[0], changes, [width * height]])).tolist()
     raw = coco_mask.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
-    return RLE(size=(height, width), counts=raw["counts"].decode("ascii"))
+    return RLE.model_construct(size=(height, width), counts=raw["counts"].decode("ascii"))  # valid by construction
+
+
+class DegradingWriter:
+    """The recorder's writer on a live run: a failed write (disk full, file too large) ends the
+    recording - never the wearer's alerts. The failure names the file; lines lost are counted.
+
+    Recording stops at the first failure rather than retrying: a later line could refer to an
+    entity whose line was lost, and the file must stay readable up to its last complete line.
+    """
+
+    def __init__(self, writer: JsonlWriter) -> None:
+        self._writer = writer
+        self.failure: str | None = None
+        self.lines_lost = 0
+
+    def write(self, line: VideoLine | EntityLine | MaskLine) -> None:
+        if self.failure is not None:
+            self.lines_lost += 1
+            return
+        try:
+            self._writer.write(line)
+        except OSError as error:
+            self.failure = f"recording stopped: {error}"
+            self.lines_lost += 1
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        except OSError as error:
+            self.failure = self.failure or f"recording stopped: {error}"
 
 
 class PredictionRecorder:
@@ -71,7 +101,7 @@ class PredictionRecorder:
         # A run owns its predictions file: appending to an old run's file would repeat the video.
         self.path.unlink(missing_ok=True)
         self.video = video
-        self._writer = JsonlWriter(self.path)
+        self._writer = DegradingWriter(JsonlWriter(self.path))
         self._writer.write(VideoLine(kind="prediction", system=system, video=video))
         self._roles: dict[str, Role] = {}
         self.masks_written = 0
@@ -107,6 +137,15 @@ class PredictionRecorder:
         self._writer.write(AlertLine(video_id=self.video.video_id, alert=alert))
         self.mask(alert.entity_id, alert.frame, box=alert.box)
         self.alerts_written += 1
+
+    @property
+    def failure(self) -> str | None:
+        """Why recording stopped (naming the file), or None while it works."""
+        return self._writer.failure
+
+    @property
+    def lines_lost(self) -> int:
+        return self._writer.lines_lost
 
     def close(self) -> None:
         self._writer.close()

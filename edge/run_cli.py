@@ -108,6 +108,12 @@ def _keyboard(loop, stop: threading.Event) -> None:
             return
 
 
+def _print_health(event) -> None:
+    """Faults and the loop's end are printed even with --quiet: a failure must never be silent."""
+    if event.type == "health" and not (event.component == "loop" and event.state == "ended"):
+        print(f"vigil360: {event.component} {event.state}: {event.message}", file=sys.stderr, flush=True)
+
+
 def _print_event(event) -> None:
     if event.type == "alert":
         flag = "URGENT " if event.urgent else ""
@@ -157,9 +163,11 @@ def run(
     loop, frames = built.loop, built.loop.source
     print(f"vigil360: {frames.description}, {frames.width}x{frames.height} @ {frames.fps:g} fps; "
           + "; ".join(f"{k}: {v}" for k, v in loop.backends().items()), flush=True)
+    loop.add_sink(_print_health)
     if not quiet:
         loop.add_sink(_print_event)
     stop = threading.Event()
+    restore = _stop_on_signals(stop)
     if sys.stdin is not None and sys.stdin.isatty():
         print("vigil360: keys (then Enter): r repeat the last alert, m mute/unmute, q stop", flush=True)
         threading.Thread(target=_keyboard, args=(loop, stop), name="vigil360-keys", daemon=True).start()
@@ -168,8 +176,10 @@ def run(
         summary = loop.run(stop)
     except UserError as error:
         failure, summary = error, loop.summary
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, still writing everything
         summary = loop.summary
+    finally:
+        restore()
     assert summary is not None
     atomic_write_text(built.out / "summary.json", summary.model_dump_json(indent=2) + "\n")
     if profile is not None:
@@ -179,6 +189,46 @@ def run(
     _print_summary(summary, records[0].entities if records else [], loop.speaker, built.truth)
     if failure is not None:
         raise failure
+    _exit_on_lost_output(summary, loop.recorder, built.out / "summary.json")
+
+
+def _exit_on_lost_output(summary, recorder, summary_path: Path) -> None:
+    """A run whose predictions are incomplete, or whose requested model stage never worked, ends
+    non-zero (after everything was written): a script must not take it for a complete run."""
+    problems = [f"model stage {name} never succeeded ({outcome.failed} call(s) failed; last: {outcome.last_error}); "
+                "alerts came from the reflex tier only"
+                for name, outcome in summary.model_stages.items() if outcome.never_succeeded]
+    if recorder.failure is not None:
+        problems.append(f"{recorder.failure}; {recorder.lines_lost} line(s) not recorded "
+                        "(the file is valid up to its last complete line)")
+    if problems:
+        raise UserError("; ".join(problems) + f" (see {summary_path})")
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and the first SIGINT stop the loop cleanly (everything is written, "stopped": true);
+    a second SIGINT interrupts at once. Returns what restores the previous handlers."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be installed from the main thread
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum, _frame) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        print(f"vigil360: {signal.Signals(signum).name}: stopping (writing the summary)", file=sys.stderr,
+              flush=True)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 @dataclass
@@ -252,13 +302,20 @@ def _print_summary(summary, entities, speaker, truth: Path | None) -> None:
         lines.append(f"speech: {summary.spoken} utterance(s), {speaker.describe()}"
                      + (f"; {p.dropped_alerts} dropped (stale or superseded)" if p.dropped_alerts else ""))
         lines.extend(f"speech error: {e}" for e in list(speaker.errors)[:3])
+        if summary.speech is not None and summary.speech.dead:
+            lines.append(f"SPEECH IS DEAD: {summary.speech.dead}; alerts were printed but not heard")
     else:
         lines.append("speech: off (--no-speech, or speech.enabled is false)")
     lines.append(f"predictions: {summary.predictions} (valid schema record, {len(entities)} entities)")
     if truth is not None:
         lines.append(f"ground truth: {truth} (score with `vigil360 bench score`)")
+    if summary.model_stages:
+        lines.append("model stages: " + ", ".join(
+            f"{k} {o.succeeded} ok / {o.failed} failed" + ("" if o.succeeded or o.failed else " (never called)")
+            for k, o in summary.model_stages.items()))
     if p.model_rates_hz:
         lines.append("model stages (runs/s): " + ", ".join(f"{k} {v:.2f}" for k, v in p.model_rates_hz.items()))
+    lines.extend(f"FAULT {f.component} ({f.severity}): {f.message}" for f in summary.faults)
     stages = ", ".join(f"{k} {v.p50_ms:.1f}/{v.p95_ms:.1f}" for k, v in p.stages.items())
     lines.append(f"stages p50/p95 ms: {stages}")
     lines.append(f"memory: {p.rss_start_mb:.0f} -> {p.rss_end_mb:.0f} MiB (peak {p.peak_rss_mb:.0f})")

@@ -265,8 +265,10 @@ class ImageFolderSource(FrameSource):
 class LatestFrames:
     """A bounded slot filled by a reader thread: newest frames win, replaced ones are counted."""
 
-    def __init__(self, read: Callable[[], np.ndarray | None], capacity: int = 1) -> None:
+    def __init__(self, read: Callable[[], np.ndarray | None], capacity: int = 1,
+                 on_exit: Callable[[], None] | None = None) -> None:
         self._read = read
+        self._on_exit = on_exit  # runs on the reader thread after its last read (releases the device)
         self._slot: deque[tuple[int, float, np.ndarray]] = deque()
         self._capacity = capacity
         self._cond = threading.Condition()
@@ -296,9 +298,13 @@ class LatestFrames:
         except BaseException as error:  # noqa: BLE001 - handed to the consumer thread, re-raised there
             self._error = error
         finally:
-            with self._cond:
-                self._ended = True
-                self._cond.notify()
+            try:
+                if self._on_exit is not None:
+                    self._on_exit()
+            finally:
+                with self._cond:
+                    self._ended = True
+                    self._cond.notify()
 
     def get(self, timeout: float = 5.0) -> tuple[int, float, np.ndarray] | None:
         """The oldest kept frame; None when the reader ended and nothing is left."""
@@ -311,9 +317,16 @@ class LatestFrames:
                 raise self._error
             return None
 
-    def stop(self) -> None:
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Ask the reader to end; True when it has (a read blocked on a dead stream may outlast `timeout`)."""
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        if self.started:
+            self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
 
 
 class LiveSource(FrameSource):
@@ -322,7 +335,7 @@ class LiveSource(FrameSource):
     live = True
 
     def __init__(self, spec: int | str, *, fit: Fit = "check", buffer: int = 1,
-                 capture: cv2.VideoCapture | None = None) -> None:
+                 capture: cv2.VideoCapture | None = None, close_timeout_s: float = 2.0) -> None:
         self._capture = capture if capture is not None else cv2.VideoCapture(spec)
         what = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
         if not self._capture.isOpened():
@@ -333,8 +346,12 @@ class LiveSource(FrameSource):
         if not ok or first is None:
             raise SourceError(f"{what}: opened but delivers no frames")
         self._set_size(fit_equirect(_as_bgr(first), fit, what))
-        self._reader = LatestFrames(self._read_fitted, capacity=buffer)
+        # The reader thread releases the capture after its last read: releasing it under a read
+        # in progress is undefined behaviour in OpenCV's backends.
+        self._reader = LatestFrames(self._read_fitted, capacity=buffer, on_exit=self._capture.release)
         self._start = time.perf_counter()
+        self._close_timeout_s = close_timeout_s
+        self.close_problem: str | None = None
 
     def _read_fitted(self) -> np.ndarray | None:
         ok, image = self._capture.read()
@@ -349,8 +366,12 @@ class LiveSource(FrameSource):
         self.dropped = self._reader.dropped
 
     def close(self) -> None:
-        self._reader.stop()
-        self._capture.release()
+        if not self._reader.started:
+            self._capture.release()
+            return
+        if not self._reader.stop(self._close_timeout_s):
+            self.close_problem = (f"{self.description}: a read was still blocked {self._close_timeout_s:g} s after "
+                                  "close; the capture is released when it returns")
 
 
 def open_source(spec: str | Path, *, fit: Fit = "check", realtime: bool = False, fps: float | None = None,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from vigil360.config import SpeechConfig
 from vigil360.edge.alert_audio import earcon_samples, render_alert
@@ -218,6 +219,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:24] or "alert"
 
 
+# Speech counts as dead (said on the console, in the summary and in /v1/status) after this many
+# utterances in a row failed; one success brings it back.
+DEAD_AFTER = 3
+# Restarts of the worker's serving loop after a failure outside any one utterance.
+MAX_RESTARTS = 5
+
+
+class SpeechHealth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spoken: int
+    failures: int = Field(description="utterances (or worker steps) that failed")
+    restarts: int = Field(description="times the worker's serving loop was restarted after a failure")
+    dead: str | None = Field(None, description="why the wearer hears nothing now; None while speech works")
+    last_errors: list[str] = Field(default_factory=list)
+
+
 class Speaker:
     """The speech worker: SpeechQueue -> synthesis -> WAV file or audio device, off the hot path."""
 
@@ -241,6 +259,11 @@ class Speaker:
         self.spoken_count = 0
         self.latency = Samples()  # frame read -> audio ready (synthesised), ms
         self.errors: deque[str] = deque(maxlen=20)
+        self.failures = 0
+        self.consecutive_failures = 0
+        self.restarts = 0
+        self._dead: str | None = None
+        self._tell = announce
         self._stop = threading.Event()
         self._tick = threading.Event()  # never set: a poll interval while playback runs
         self._player: subprocess.Popen | None = None
@@ -257,17 +280,58 @@ class Speaker:
         return self
 
     def _run(self) -> None:
+        # Any failure is caught, counted and reported; the worker goes on with the next utterance
+        # (a full disk or a busy device may recover). Only a failure of the worker's own machinery
+        # (outside one utterance) restarts the serving loop, a bounded number of times.
+        while True:
+            try:
+                self._serve()
+                return
+            except Exception as error:  # noqa: BLE001 - speech must not end silently
+                self._failed(f"speech worker: {type(error).__name__}: {error}")
+                if self.restarts >= MAX_RESTARTS:
+                    self._dead = f"speech worker stopped after {self.restarts} restarts (last: {error})"
+                    self._tell(f"vigil360: SPEECH IS DEAD: {self._dead}; alerts are no longer spoken")
+                    return
+                self.restarts += 1
+
+    def _serve(self) -> None:
         while not self._stop.is_set() or self.queue.pending():
             utterance = self.queue.get(timeout=0.1)
             if utterance is None:
                 continue
             try:
                 self._speak(utterance)
-            except (RuntimeError, OSError) as error:
-                self.errors.append(f"{utterance.text!r}: {error}")
+            except Exception as error:  # noqa: BLE001 - counted and reported, see `health`
+                self._failed(f"{utterance.text!r}: {type(error).__name__}: {error}")
+            else:
+                if self.consecutive_failures >= DEAD_AFTER:
+                    self._tell("vigil360: speech works again")
+                self.consecutive_failures = 0
+
+    def _failed(self, message: str) -> None:
+        self.errors.append(message)
+        self.failures += 1
+        self.consecutive_failures += 1
+        if self.consecutive_failures == DEAD_AFTER:
+            self._tell(f"vigil360: SPEECH IS FAILING: {DEAD_AFTER} utterances in a row not spoken "
+                       f"(last: {message}); alerts are printed but not heard")
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def health(self) -> SpeechHealth:
+        """Whether the wearer hears alerts: dead when the worker ended or failed DEAD_AFTER times in a row."""
+        ended = self._thread.ident is not None and not self._thread.is_alive() and not self._stop.is_set()
+        dead = self._dead or ("speech worker ended unexpectedly" if ended else None)
+        if dead is None and self.consecutive_failures >= DEAD_AFTER:
+            dead = f"the last {self.consecutive_failures} utterances failed"
+        return SpeechHealth(spoken=self.spoken_count, failures=self.failures, restarts=self.restarts,
+                            dead=dead, last_errors=list(self.errors)[-3:])
 
     def _speak(self, utterance: Utterance) -> None:
         heard: set[str] = set()
+        failed = True
         try:
             if self.output == "device":
                 audio, played = self._play(utterance)
@@ -279,9 +343,11 @@ class Speaker:
                 self._done(utterance, path)
                 played = audio.duration_s
             heard = {entity for entity, at in audio.heard_at_s.items() if at <= played}
+            failed = False
         finally:
-            # The queue learns which directions the wearer heard; a cut or failed one is carried on.
-            self.queue.finished(utterance, heard)
+            # The queue learns which directions the wearer heard; a cut one is carried on (a failed
+            # utterance is counted and reported by `_serve`, not retried).
+            self.queue.finished(utterance, heard, cut=not failed)
 
     def _done(self, utterance: Utterance, path: Path | None) -> None:
         self.latency.add((time.perf_counter() - utterance.frame_read_at) * 1000.0)

@@ -15,8 +15,9 @@ from vigil360.errors import UserError
 
 
 class Section(BaseModel):
-    # A typo in a config file is an error naming the key, never a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # A typo in a config file is an error naming the key, never a silently ignored setting; NaN
+    # and infinities (JSON's 1e400 reads as infinity) are refused everywhere.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class CameraConfig(Section):
@@ -24,8 +25,8 @@ class CameraConfig(Section):
         1.2, gt=0.2, lt=3.0,
         description="camera height above the ground in metres (1.2 m suits a chest or shoulder rig)",
     )
-    height_sigma_m: float = Field(0.1, ge=0, description="uncertainty of height_m (one sigma)")
-    fps: float = Field(30.0, gt=0, description="nominal frame rate when the source does not say")
+    height_sigma_m: float = Field(0.1, ge=0, le=1.0, description="uncertainty of height_m (one sigma)")
+    fps: float = Field(30.0, gt=0, le=1000, description="nominal frame rate when the source does not say")
 
 
 class ReflexConfig(Section):
@@ -182,7 +183,7 @@ class SpeechConfig(Section):
         0.5, ge=0, le=1, description="sensitivity: flagged entities below this risk are not announced",
     )
     cooldown_s: float = Field(
-        6.0, ge=0, description="an entity is not announced again within this time unless it escalates",
+        6.0, ge=0, le=3600, description="an entity is not announced again within this time unless it escalates",
     )
     escalation: float = Field(
         0.2, gt=0, le=1, description="risk increase that counts as escalation (re-announce within cooldown)",
@@ -191,10 +192,10 @@ class SpeechConfig(Section):
         0.85, ge=0, le=1, description="risk at which an alert is urgent: it interrupts what is being said",
     )
     stale_after_s: float = Field(
-        1.5, gt=0, description="an alert not yet spoken this long after its frame is dropped: a warning "
+        1.5, gt=0, le=60, description="an alert not yet spoken this long after its frame is dropped: a warning "
                                "about where someone was 2 s ago misleads more than it helps",
     )
-    queue_size: int = Field(4, ge=1, description="pending alerts kept; the lowest-risk is dropped beyond it")
+    queue_size: int = Field(4, ge=1, le=64, description="pending alerts kept; the lowest-risk is dropped beyond it")
     spatial: Literal["off", "stereo"] = Field(
         "stereo", description="stereo: each alert (earcon and speech) comes from its direction on headphones "
                               "(interaural time and level differences, head shadow); off: plain mono",
@@ -212,18 +213,18 @@ class SpeechConfig(Section):
 class LoopConfig(Section):
     """The on-device loop (edge/loop.py): rates of the side outputs and of the optional model stages."""
 
-    track_event_every: int = Field(5, ge=1, description="emit TrackEvents every N frames (6 Hz at 30 fps)")
-    stats_period_s: float = Field(1.0, gt=0, description="seconds between StatsEvents")
-    preview_max_hz: float = Field(5.0, gt=0, description="most preview images rendered per second")
+    track_event_every: int = Field(5, ge=1, le=10_000, description="emit TrackEvents every N frames (6 Hz at 30 fps)")
+    stats_period_s: float = Field(1.0, gt=0, le=3600, description="seconds between StatsEvents")
+    preview_max_hz: float = Field(5.0, gt=0, le=60, description="most preview images rendered per second")
     mask_every: int = Field(
-        1, ge=1, description="record the masks of announced entities every N frames (1: every frame)",
+        1, ge=1, le=10_000, description="record the masks of announced entities every N frames (1: every frame)",
     )
     live_buffer: int = Field(
         1, ge=1, le=8, description="frames a live source keeps; newer frames replace older ones, which "
                                    "are counted as dropped (latest-frame policy)",
     )
     grounder_period_s: float = Field(
-        2.0, gt=0, description="the VLM grounder also runs at this period without a reflex trigger",
+        2.0, gt=0, le=3600, description="the VLM grounder also runs at this period without a reflex trigger",
     )
     caption_clip_frames: int = Field(4, ge=1, le=16, description="frames sent to the VLM captioner")
     view_size: int = Field(448, ge=64, le=1024, description="side of the perspective views sent to models")
@@ -237,14 +238,14 @@ class VlmHttpConfig(Section):
     api_key_env: str | None = Field(
         None, description="name of the environment variable holding the API key (the key never goes in a file)",
     )
-    timeout_s: float = Field(30.0, gt=0, description="read timeout per request")
-    connect_timeout_s: float = Field(3.0, gt=0, description="connect timeout: a tethered phone that is gone "
+    timeout_s: float = Field(30.0, gt=0, le=600, description="read timeout per request")
+    connect_timeout_s: float = Field(3.0, gt=0, le=120, description="connect timeout: a tethered phone that is gone "
                                                             "should fail fast")
     max_retries: int = Field(2, ge=0, le=10, description="retries after connection errors, timeouts, 429, 5xx")
-    backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles per retry")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="first retry delay; doubles per retry")
     max_concurrency: int = Field(2, ge=1, le=64, description="requests in flight at once")
     image_format: Literal["jpeg", "png"] = Field("jpeg", description="how images travel (base64 data URLs)")
-    max_image_side: int | None = Field(768, ge=64, description="images are downscaled to this longer side")
+    max_image_side: int | None = Field(768, ge=64, le=8192, description="images are downscaled to this longer side")
 
 
 class VlmBackendConfig(Section):
@@ -257,7 +258,8 @@ class VlmBackendConfig(Section):
     model_dir: str | None = Field(None, description="local model folder (transformers backend)")
     onnx_dir: str | None = Field(None, description="exported folder with manifest.json (onnx backend)")
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = Field("auto", description="onnxruntime providers")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch / onnxruntime (None: library default)")
+    threads: int | None = Field(None, ge=1, le=1024,
+                                description="CPU threads for torch / onnxruntime (None: library default)")
     max_new_tokens: int = Field(128, ge=8, le=2048, description="token budget per answer")
     http: VlmHttpConfig = Field(default_factory=VlmHttpConfig)
 

@@ -13,7 +13,8 @@ def encode(mask: np.ndarray) -> RLE:
     if mask.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
     raw = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return RLE(size=(int(raw["size"][0]), int(raw["size"][1])), counts=raw["counts"].decode("ascii"))
+    # pycocotools' own output: valid by construction, so not re-validated (that costs ~0.1 ms).
+    return RLE.model_construct(size=(int(raw["size"][0]), int(raw["size"][1])), counts=raw["counts"].decode("ascii"))
 
 
 def to_coco(rle: RLE) -> dict:

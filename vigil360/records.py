@@ -6,12 +6,15 @@ so a researcher converting another system's output can find the problem at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -41,10 +44,22 @@ def _json_path(loc: Iterable[Any]) -> str:
     return path or "<root>"
 
 
+class RecordWarning(UserWarning):
+    """A record file was read with a problem it could recover from (a torn last line)."""
+
+
+def _message(problem: dict) -> str:
+    # NaN fails every comparison, so pydantic's message for it can read "should be less than 180".
+    value = problem.get("input")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not a number (NaN)" if math.isnan(value) else f"infinite ({value}); numbers must be finite"
+    return problem["msg"]
+
+
 def describe_validation_error(error: ValidationError, where: str, *, union_tagged: bool = False) -> str:
     """One line per problem; `union_tagged` drops the discriminator tag pydantic puts first."""
     skip = 1 if union_tagged else 0
-    problems = [f"{_json_path(e['loc'][skip:])}: {e['msg']}" for e in error.errors()[:5]]
+    problems = [f"{_json_path(e['loc'][skip:])}: {_message(e)}" for e in error.errors()[:5]]
     more = "" if error.error_count() <= 5 else f" (and {error.error_count() - 5} more)"
     return f"{where}: " + "; ".join(problems) + more
 
@@ -89,19 +104,33 @@ def record_to_lines(record: VideoRecord) -> Iterator[VideoLine | EntityLine | Ma
 
 
 class JsonlWriter:
-    """Append-only JSON Lines writer that flushes every line (a crash keeps all written lines)."""
+    """Append-only JSON Lines writer that writes every line through (a crash keeps all written lines).
+
+    A line is written whole or not at all: when the disk is full or the file reaches its size
+    limit mid-line, the partial line is cut off again and the error (naming the file) is raised,
+    so the file always ends with a complete line.
+    """
 
     def __init__(self, path: str | Path, *, fsync: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._handle = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
+        self._size = os.fstat(self._handle.fileno()).st_size
         self._fsync = fsync
 
     def write(self, line: VideoLine | EntityLine | MaskLine | AlertLine) -> None:
-        self._handle.write(line.model_dump_json(exclude_none=True) + "\n")
-        self._handle.flush()
-        if self._fsync:
-            os.fsync(self._handle.fileno())
+        data = (line.model_dump_json(exclude_none=True) + "\n").encode("utf-8")
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._handle.write(view):]
+            if self._fsync:
+                os.fsync(self._handle.fileno())
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._handle.fileno(), self._size)
+            raise OSError(error.errno, error.strerror or str(error), str(self.path)) from error
+        self._size += len(data)
 
     def write_record(self, record: VideoRecord) -> None:
         for line in record_to_lines(record):
@@ -146,6 +175,13 @@ class _Folder:
     def add_mask(self, line: MaskLine, where: str) -> None:
         if line.entity_id not in self.infos:
             raise RecordError(f"{where}: mask for entity {line.entity_id!r} before its entity line")
+        num_frames = self.header.video.num_frames
+        if num_frames is not None and line.frame >= num_frames:
+            raise RecordError(f"{where}: frame: {line.frame} is beyond the video's last frame {num_frames - 1}")
+        size = (self.header.video.height, self.header.video.width)
+        if line.rle is not None and tuple(line.rle.size) != size:
+            raise RecordError(f"{where}: rle.size: {list(line.rle.size)} is not the video's [height, width] "
+                              f"{list(size)}")
         if line.rle is not None:
             self.masks[line.entity_id][line.frame] = line.rle
         if line.box is not None:
@@ -174,16 +210,42 @@ class _Folder:
             raise RecordError(describe_validation_error(error, where)) from None
 
 
+def torn_last_line(raw: bytes, where: str, strict: bool) -> bool:
+    """True when `raw`, a file's last line, is torn (no newline, not JSON) and may be skipped.
+
+    A writer killed mid-line (a crash, a full disk) leaves such a line; everything before it is
+    complete. Refused with `strict`; otherwise skipped with a warning naming the file and line.
+    """
+    if raw.endswith(b"\n"):
+        return False
+    try:
+        json.loads(raw)
+        return False
+    except ValueError:
+        pass
+    if strict:
+        raise RecordError(f"{where}: torn last line (no newline, not complete JSON); without --strict "
+                          "the lines before it are read and it is skipped")
+    warnings.warn(RecordWarning(f"{where}: torn last line skipped ({len(raw)} bytes; the file was cut "
+                                "while being written); the lines before it are read"), stacklevel=3)
+    return True
+
+
 def _iter_jsonl(
-    path: Path, offset: int = 0, first_line: int = 1, single: bool = False
+    path: Path, offset: int = 0, first_line: int = 1, single: bool = False, strict: bool = False
 ) -> Iterator[VideoRecord]:
     current: _Folder | None = None
     done: set[str] = set()
     with open(path, "rb") as binary:
         binary.seek(offset)
         for number, raw_bytes in enumerate(binary, start=first_line):
-            raw = raw_bytes.decode("utf-8")
             where = f"{path}:{number}"
+            if torn_last_line(raw_bytes, where, strict):
+                break
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise RecordError(f"{where}: not UTF-8 text ({error.reason} at byte {error.start})") from None
             if not raw.strip():
                 continue
             try:
@@ -218,13 +280,13 @@ def _iter_jsonl(
         yield current.build(f"{path} (video {current.header.video.video_id})")
 
 
-def read_jsonl_video(path: str | Path, offset: int, first_line: int = 1) -> VideoRecord:
+def read_jsonl_video(path: str | Path, offset: int, first_line: int = 1, strict: bool = False) -> VideoRecord:
     """The one video whose video line starts at byte `offset` of a .jsonl file.
 
     Random access for scoring, which pairs predictions with ground truth video by video
     without loading either file whole; `first_line` keeps line numbers in errors right.
     """
-    for record in _iter_jsonl(Path(path), offset, first_line, single=True):
+    for record in _iter_jsonl(Path(path), offset, first_line, single=True, strict=strict):
         return record
     raise RecordError(f"{path}:{first_line}: no video at byte offset {offset}")
 
@@ -252,11 +314,14 @@ def record_files(path: str | Path) -> list[Path]:
     return [path]
 
 
-def iter_records(path: str | Path) -> Iterator[VideoRecord]:
-    """Stream VideoRecords from a .jsonl file, a .json file, or a folder of either (sorted)."""
+def iter_records(path: str | Path, *, strict: bool = False) -> Iterator[VideoRecord]:
+    """Stream VideoRecords from a .jsonl file, a .json file, or a folder of either (sorted).
+
+    A torn last line of a .jsonl file is skipped with a `RecordWarning` (`strict`: refused).
+    """
     for file in record_files(path):
         if file.suffix == ".jsonl":
-            yield from _iter_jsonl(file)
+            yield from _iter_jsonl(file, strict=strict)
         else:
             yield read_video_json(file)
 

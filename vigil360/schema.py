@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = "1.1"
@@ -53,8 +54,42 @@ def normalise_class(name: str) -> str:
 
 
 class _Strict(BaseModel):
-    # A typo in a file must be an error that names the key, not a silently ignored field.
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # A typo in a file must be an error that names the key, not a silently ignored field; NaN and
+    # infinities are never a score, a rate or an angle.
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
+
+
+def rle_counts(counts: str) -> np.ndarray:
+    """The run lengths of a compressed COCO RLE string (pycocotools' `rleFrString`, vectorised).
+
+    Raises ValueError for a string pycocotools would decode into garbage: a character outside
+    its alphabet, a truncated last run, or a negative run.
+    """
+    codes = np.frombuffer(counts.encode("ascii", errors="replace"), np.uint8).astype(np.int64) - 48
+    if codes.size == 0:
+        return np.zeros(0, np.int64)
+    if codes.min() < 0 or codes.max() > 63:
+        raise ValueError("counts: not a compressed COCO RLE string (characters outside '0'..'o')")
+    ends = (codes & 0x20) == 0  # a character without the continuation bit ends a run
+    if not ends[-1]:
+        raise ValueError("counts: truncated (the last run is incomplete)")
+    index = np.arange(codes.size)
+    is_start = np.concatenate([[True], ends[:-1]])
+    starts = index[is_start]
+    digit = index - np.maximum.accumulate(np.where(is_start, index, 0))
+    if digit.max() > 6:  # 7 five-bit digits hold any 32-bit run
+        raise ValueError("counts: a run longer than any frame")
+    values = np.add.reduceat((codes & 0x1F) << (5 * digit), starts)
+    negative = (codes[ends] & 0x10) != 0
+    values = values - (negative.astype(np.int64) << (5 * (digit[ends] + 1)))
+    runs = values.copy()
+    # From the fourth run on, each value is a difference to the run two before (same colour).
+    for parity in (1, 2):
+        if runs.size > parity + 2:
+            runs[parity::2] = np.cumsum(values[parity::2])
+    if runs.size and runs.min() < 0:
+        raise ValueError("counts: a negative run length")
+    return runs
 
 
 class RLE(_Strict):
@@ -62,6 +97,14 @@ class RLE(_Strict):
 
     size: tuple[int, int] = Field(description="[height, width] of the full equirectangular frame")
     counts: str = Field(description="compressed COCO RLE string")
+
+    @model_validator(mode="after")
+    def _runs_cover_the_frame(self) -> RLE:
+        total = int(rle_counts(self.counts).sum())
+        if total != self.size[0] * self.size[1]:
+            raise ValueError(f"counts: the runs cover {total} pixels, not the frame's "
+                             f"{self.size[0]} x {self.size[1]} = {self.size[0] * self.size[1]}")
+        return self
 
 
 class AngleBox(_Strict):
@@ -191,11 +234,13 @@ class VideoRecord(_Strict):
                         f"entities[{index}].masks.{frame}: mask size {list(rle.size)} does not match "
                         f"the video's [height, width] {list(expected)}"
                     )
-                if frame < 0 or (self.video.num_frames is not None and frame >= self.video.num_frames):
-                    raise ValueError(
-                        f"entities[{index}].masks.{frame}: frame outside the video "
-                        f"(num_frames={self.video.num_frames})"
-                    )
+            for field, frames in (("masks", entity.masks), ("boxes", entity.boxes)):
+                for frame in frames:
+                    if frame < 0 or (self.video.num_frames is not None and frame >= self.video.num_frames):
+                        raise ValueError(
+                            f"entities[{index}].{field}.{frame}: frame outside the video "
+                            f"(num_frames={self.video.num_frames})"
+                        )
         for index, alert in enumerate(self.alerts):
             if alert.entity_id not in seen:
                 raise ValueError(f"alerts[{index}]: entity {alert.entity_id!r} is not among the entities")

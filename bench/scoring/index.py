@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigil360.records import RecordError, read_jsonl_video, read_video_json, record_files
+from vigil360.records import RecordError, read_jsonl_video, read_video_json, record_files, torn_last_line
 from vigil360.schema import RecordKind, VideoRecord
 
 
@@ -26,9 +26,10 @@ class _Place:
 
 
 class RecordIndex:
-    def __init__(self, path: str | Path, kind: RecordKind) -> None:
+    def __init__(self, path: str | Path, kind: RecordKind, *, strict: bool = False) -> None:
         self.path = Path(path)
         self.kind = kind
+        self.strict = strict  # refuse a torn last line instead of skipping it with a warning
         self._places: dict[str, _Place] = {}
         for file in record_files(self.path):
             if file.suffix == ".jsonl":
@@ -58,6 +59,8 @@ class RecordIndex:
         offset = 0
         with open(file, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                if torn_last_line(raw, f"{file}:{number}", self.strict):
+                    break
                 # Only video lines carry the key "video"; other lines are validated when read.
                 if b'"video"' in raw:
                     video_id = self._video_id(raw, f"{file}:{number}", one_record=False)
@@ -80,10 +83,10 @@ class RecordIndex:
         if place.offset is None:
             record = read_video_json(place.path)
         else:
-            record = read_jsonl_video(place.path, place.offset, place.line)
+            record = read_jsonl_video(place.path, place.offset, place.line, strict=self.strict)
         if record.kind != self.kind:
             raise RecordError(
                 f"{place}: video {video_id!r} is a {record.kind} record where {self.kind} was expected "
-                "(are --pred and --gt swapped?)"
+                "(are --pred and --gt swapped? To score ground truth against itself, see docs/schema.md)"
             )
         return record

@@ -120,14 +120,15 @@ def score_dataset(
     restart: bool = False,
     chunk_size: int = 16,
     progress: bool = True,
+    strict: bool = False,
 ) -> tuple[list[VideoScore], Warnings]:
     """Score every ground-truth video; returns all per-video results (earlier runs' included)."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    gt_index = RecordIndex(gt, "ground_truth")
-    pred_index = RecordIndex(pred, "prediction")
+    gt_index = RecordIndex(gt, "ground_truth", strict=strict)
+    pred_index = RecordIndex(pred, "prediction", strict=strict)
     _check_settings(out_dir, settings, restart)
     results = _load_done(out_dir / PER_VIDEO)
     done = {v.video_id for v in results}

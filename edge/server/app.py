@@ -16,6 +16,7 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -30,6 +31,7 @@ from vigil360.edge.server.security import (
     WS_SUBPROTOCOL,
     GuardMiddleware,
     check_binding,
+    check_origins,
     is_loopback,
     offered_subprotocols,
     offered_token,
@@ -86,6 +88,12 @@ class LoopRunner:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait for the loop to end by itself (a file source, a failure); True when it has."""
+        if self.started:
+            self._thread.join(timeout)
+        return self.started and not self.running
+
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
         if self.started:
@@ -93,7 +101,8 @@ class LoopRunner:
 
 
 class Health(BaseModel):
-    status: str = Field(description="'ok', or 'error' when the loop stopped with an error")
+    status: str = Field(description="'ok'; 'ended' when the source ended or the loop was stopped; 'error' "
+                                    "(HTTP 503) when the loop failed")
     loop_running: bool
     loop_error: str | None = None
 
@@ -160,7 +169,7 @@ def _without_default(schema: dict) -> None:
 def settings_patch_model(runtime: dict[str, set[str]]) -> type[BaseModel]:
     """A request model for the runtime-changeable part of `Settings`, derived from it: the same
     types, bounds and descriptions, every field optional, unknown keys refused."""
-    strict = ConfigDict(extra="forbid")
+    strict = ConfigDict(extra="forbid", allow_inf_nan=False)
     sections: dict[str, Any] = {}
     for section, names in sorted(runtime.items()):
         section_model = Settings.model_fields[section].annotation
@@ -182,6 +191,7 @@ SettingsPatch = settings_patch_model(RUNTIME_SETTINGS)
 def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> FastAPI:
     options = options or ServerOptions()
     check_binding(options.host, options.token)
+    check_origins(options.allowed_origins)
     hub = EventHub(client_queue=options.client_queue)
     runner = LoopRunner(loop)
     loop.add_sink(hub.publish)
@@ -206,12 +216,18 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
         description="Serves the on-device loop: live status, metrics, events, preview and settings.\n" + _EVENTS_DOC,
         lifespan=lifespan,
     )
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # Without the offending input: it may be NaN or infinity, which JSON cannot carry.
+        reasons = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        return JSONResponse({"detail": reasons}, status_code=422)
+
     app.state.hub = hub
     app.state.runner = runner
     app.state.options = options
     # Loopback servers answer only to loopback Host names (DNS rebinding); a token-protected public
     # server answers to any.
-    allowed_hosts = LOOPBACK_NAMES if is_loopback(options.host) else None
+    allowed_hosts = (*LOOPBACK_NAMES, options.host.strip("[]")) if is_loopback(options.host) else None
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts, allowed_origins=options.allowed_origins,
                        max_body_bytes=options.max_body_bytes)
     if options.allowed_origins:
@@ -241,10 +257,17 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
         body, media = assets[name]
         return Response(body, media_type=media)
 
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
-        return Health(status="error" if runner.error else "ok", loop_running=runner.running,
-                      loop_error=runner.error)
+    @app.get("/healthz", response_model=Health, tags=["health"],
+             responses={503: {"model": Health, "description": "the loop failed: no alerts are being made"}})
+    def healthz() -> Health | JSONResponse:
+        loop_status = loop.status()
+        failed = getattr(loop_status, "state", None) == "failed"
+        error = runner.error or (getattr(loop_status, "error", None) or "the loop failed" if failed else None)
+        if error is not None:
+            body = Health(status="error", loop_running=runner.running, loop_error=error)
+            return JSONResponse(body.model_dump(), status_code=503)
+        ended = runner.started and not runner.running
+        return Health(status="ended" if ended else "ok", loop_running=runner.running, loop_error=None)
 
     @app.get("/v1/status", response_model=StatusResponse, dependencies=guarded, responses=unauthorised,
              tags=["status"])
@@ -266,17 +289,21 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
 
     @app.websocket("/v1/events")
     async def events(websocket: WebSocket) -> None:
-        if options.token is not None and not token_matches(
-                options.token, offered_token(websocket.scope, websocket.query_params.get("token"))):
-            await websocket.close(code=1008, reason="missing or wrong token")
-            return
+        offered = offered_subprotocols(websocket.scope)
+        # Refusals are sent as close frames after the handshake: a refused handshake is only an
+        # HTTP 403 that browsers do not show, and the page must say why ("wrong token").
+        await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
+        if options.token is not None:
+            offered_value = offered_token(websocket.scope, websocket.query_params.get("token"))
+            if not token_matches(options.token, offered_value):
+                reason = "token required" if offered_value is None else "wrong token"
+                await websocket.close(code=1008, reason=reason)
+                return
         try:
             subscription = _parse_subscription(websocket.query_params)
         except ValueError as error:
             await websocket.close(code=1008, reason=str(error)[:120])
             return
-        offered = offered_subprotocols(websocket.scope)
-        await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
         client = hub.connect(subscription)
         sender = asyncio.create_task(pump(client, websocket.send_text, options.send_timeout_s))
         listener = asyncio.create_task(_until_client_leaves(websocket))
@@ -333,7 +360,11 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
     @app.get("/v1/config", dependencies=guarded, responses=unauthorised, tags=["config"])
     def get_config() -> dict[str, Any]:
         """The loop's current settings (the `Settings` model; see `vigil360 config --schema`)."""
-        return loop.update_settings({}).model_dump(mode="json")
+        return loop.settings.model_dump(mode="json")  # a read: it never writes the settings back
+
+    @app.options("/v1/config", include_in_schema=False)
+    def config_options() -> Response:
+        return Response(status_code=204, headers={"Allow": "GET, HEAD, PUT, OPTIONS"})
 
     @app.put("/v1/config", dependencies=guarded, tags=["config"],
              responses={**unauthorised, 422: {"model": Problem, "description": "the change was rejected"}})

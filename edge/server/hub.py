@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from vigil360.edge.events import AlertEvent, TrackEvent
 
-EVENT_TYPES: tuple[str, ...] = ("alert", "track", "caption", "stats")
+EVENT_TYPES: tuple[str, ...] = ("alert", "track", "caption", "stats", "health")
 # Events whose loss only makes a picture less smooth; everything else must be delivered or the
 # client told why not.
 DROPPABLE_TYPES = frozenset({"track", "stats"})

@@ -55,10 +55,21 @@ class _Writer:
         return "\n".join(out) + "\n"
 
 
+# Status fields that only ever grow during a run: Prometheus counters, named `_total` (rate()
+# and increase() work on them; a gauge named like a counter would mislead).
+_COUNTERS = frozenset({"vigil360_loop_frames", "vigil360_loop_dropped_frames", "vigil360_loop_alerts",
+                       "vigil360_loop_model_stages_succeeded", "vigil360_loop_model_stages_failed",
+                       "vigil360_loop_speech_spoken", "vigil360_loop_speech_failures",
+                       "vigil360_loop_speech_restarts"})
+
+
 def _flatten_status(writer: _Writer, prefix: str, value: Any, labels: dict[str, str]) -> None:
     number = _number(value)
     if number is not None:
-        writer.sample(prefix, number, labels)
+        if prefix in _COUNTERS:
+            writer.sample(prefix + "_total", number, labels, kind="counter")
+        else:
+            writer.sample(prefix, number, labels)
         return
     if not isinstance(value, dict):
         return  # text (source description, backend names) is in /v1/status, not a metric

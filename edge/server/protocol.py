@@ -16,6 +16,8 @@ from vigil360.edge.events import AlertEvent
 
 
 class ServableLoop(Protocol):
+    settings: Any  # the current `Settings` (read-only for the server: changes go through update_settings)
+
     def add_sink(self, sink: Callable[[Any], None]) -> None:
         """Register a callable the loop calls (on its own thread) with every event it emits."""
 

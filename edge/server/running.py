@@ -19,6 +19,11 @@ _WS_MAX_MESSAGE_BYTES = 64 * 1024
 SEND_BUFFER_BYTES = 64 * 1024
 # The same reasoning one level up: asyncio buffers 64 KiB per connection before it pushes back.
 WS_WRITE_BUFFER_BYTES = 16 * 1024
+# A client has this long from connecting to sending its whole request head.
+HEADER_TIMEOUT_S = 10.0
+# Connections (and requests in flight) served at once; beyond it uvicorn answers 503. A wearer's
+# server has a handful of clients: a few phones, a dashboard.
+MAX_CONNECTIONS = 64
 
 
 def _bounded_ws_protocol(write_buffer_bytes: int) -> type:
@@ -30,7 +35,42 @@ def _bounded_ws_protocol(write_buffer_bytes: int) -> type:
             # Past this, uvicorn's send waits: the pressure reaches the hub's per-client queue.
             transport.set_write_buffer_limits(high=write_buffer_bytes)
 
+        def shutdown(self) -> None:
+            # uvicorn says 1012 ("service restart") with no reason; this server is going away.
+            if self.handshake_complete and not self.close_sent:
+                self.stop_keepalive()
+                self.queue.put_nowait({"type": "websocket.disconnect", "code": 1001})
+                self.conn.send_close(1001, "server shutting down")
+                self.close_sent = True
+                self.transport.write(b"".join(self.conn.data_to_send()))
+                self.transport.close()
+                return
+            super().shutdown()
+
     return BoundedWebSocketProtocol
+
+
+def _header_timeout_protocol(header_timeout_s: float) -> type:
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        """Closes a connection that has not sent a whole request head within the timeout: 300
+        connections trickling a header a byte at a time would otherwise stay open for ever."""
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+
+        def _head_timed_out(self) -> None:
+            if self.cycle is None and self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc) -> None:
+            self._head_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
 
 
 def listening_socket(host: str, port: int, send_buffer_bytes: int = SEND_BUFFER_BYTES) -> socket.socket:
@@ -41,18 +81,26 @@ def listening_socket(host: str, port: int, send_buffer_bytes: int = SEND_BUFFER_
     return sock
 
 
-def _config(app: FastAPI, host: str, port: int, write_buffer_bytes: int = WS_WRITE_BUFFER_BYTES) -> uvicorn.Config:
+def _config(app: FastAPI, host: str, port: int, write_buffer_bytes: int = WS_WRITE_BUFFER_BYTES,
+            header_timeout_s: float = HEADER_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          http=_header_timeout_protocol(header_timeout_s), limit_concurrency=max_connections,
                           ws=_bounded_ws_protocol(write_buffer_bytes),
                           ws_max_size=_WS_MAX_MESSAGE_BYTES, ws_ping_interval=20.0, ws_ping_timeout=20.0,
                           timeout_graceful_shutdown=3, lifespan="on")
 
 
-def serve_forever(app: FastAPI, host: str, port: int) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound and listening, or a clear error (a port in use, a wrong address)."""
     try:
         sock = listening_socket(host, port)
+        sock.listen(128)
+        return sock
     except OSError as error:
         raise UserError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def serve_forever(app: FastAPI, sock: socket.socket, host: str, port: int) -> None:
     uvicorn.Server(_config(app, host, port)).run(sockets=[sock])
 
 
@@ -63,11 +111,12 @@ class BackgroundServer:
     """
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", start_timeout_s: float = 20.0,
-                 send_buffer_bytes: int = SEND_BUFFER_BYTES,
-                 write_buffer_bytes: int = WS_WRITE_BUFFER_BYTES) -> None:
+                 send_buffer_bytes: int = SEND_BUFFER_BYTES, write_buffer_bytes: int = WS_WRITE_BUFFER_BYTES,
+                 header_timeout_s: float = HEADER_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
         self._socket = listening_socket(host, 0, send_buffer_bytes)
         self.host, self.port = host, self._socket.getsockname()[1]
-        self._server = uvicorn.Server(_config(app, host, self.port, write_buffer_bytes))
+        self._server = uvicorn.Server(_config(app, host, self.port, write_buffer_bytes, header_timeout_s,
+                                              max_connections))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name="vigil360-server", daemon=True)
         self._start_timeout_s = start_timeout_s

@@ -8,6 +8,9 @@
   reach the server through DNS rebinding; state-changing requests and WebSockets that carry a
   foreign Origin are refused (CORS stays closed unless origins are allowed explicitly).
 - Request bodies are capped.
+- Every response says it may not be framed (a framed page could be clicked into muting the
+  wearer), must not be type-sniffed and leaks no referrer; the page itself may load only its own
+  files (Content-Security-Policy).
 """
 
 from __future__ import annotations
@@ -24,6 +27,16 @@ WS_SUBPROTOCOL = "vigil360.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_PAGE_POLICY = (b"default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; "
+                b"base-uri 'none'; form-action 'none'")
+# FastAPI's interactive docs load their script from a CDN: they keep every rule but that one.
+_DOCS_POLICY = b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+_DOCS_PATHS = ("/docs", "/redoc")
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -44,6 +57,16 @@ def check_binding(host: str, token: str | None) -> None:
     if not is_loopback(host) and token is None:
         raise UserError(f"refusing to bind {host}: serving beyond loopback needs a token "
                         "(set VIGIL360_TOKEN or pass --token)")
+
+
+def check_origins(origins: Iterable[str]) -> None:
+    """Refuse wildcard or opaque origins: the API changes what the wearer hears."""
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin.strip() in ("*", "null") or parts.scheme not in ("http", "https") or not parts.netloc \
+                or "*" in origin:
+            raise UserError(f"--allow-origin {origin!r}: give one exact web origin such as https://app.example.org "
+                            "(wildcards would let any web page mute the wearer)")
 
 
 def token_matches(expected: str, offered: str | None) -> bool:
@@ -106,17 +129,45 @@ class GuardMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            send = _with_security_headers(send, scope.get("path", ""))
         if not host_allowed(scope, self.allowed_hosts):
-            return await _refuse(scope, send, 421, "unexpected Host header for a loopback server")
+            return await _refuse(scope, send, 421, "unexpected Host header for this server")
         changes_state = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD", "OPTIONS")
         if changes_state and not origin_allowed(scope, self.allowed_origins):
             return await _refuse(scope, send, 403, "cross-origin request refused")
+        if scope["type"] == "http" and scope.get("method") == "HEAD" and not scope.get("path", "").endswith(".mjpeg"):
+            # HEAD is GET without the body (the routes are declared for GET only).
+            scope, send = {**scope, "method": "GET"}, _without_body(send)
         if scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD"):
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
                 return await _refuse(scope, send, 413, f"request body over {self.max_body_bytes} bytes")
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+
+def _with_security_headers(send, path: str):
+    policy = _DOCS_POLICY if path.startswith(_DOCS_PATHS) else _PAGE_POLICY
+
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
+            message = {**message, "headers": [*headers, *SECURITY_HEADERS, (b"content-security-policy", policy)]}
+        await send(message)
+
+    return wrapped
+
+
+def _without_body(send):
+    async def wrapped(message):
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return wrapped
 
 
 async def _read_body(receive, limit: int) -> bytes | None:

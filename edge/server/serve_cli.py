@@ -35,20 +35,30 @@ def serve(
     from vigil360.config import Settings
     from vigil360.edge.run_cli import assemble_loop
     from vigil360.edge.server.app import ServerOptions, create_app
-    from vigil360.edge.server.running import serve_forever
-    from vigil360.edge.server.security import check_binding
+    from vigil360.edge.server.running import listen, serve_forever
+    from vigil360.edge.server.security import check_binding, check_origins
 
     check_binding(host, token)  # before opening cameras or loading models
-    settings = Settings.from_file(settings_file) if settings_file else Settings()
-    built = assemble_loop(source, settings, out=out, speech=not no_speech, record=out is not None,
-                          realtime=realtime, crop=crop, assume_equirect=assume_equirect, fps=fps, sam2=sam2,
-                          vlm=vlm, track_masks=track_masks)
-    app = create_app(built.loop, ServerOptions(host=host, port=port, token=token,
-                                               allowed_origins=tuple(allow_origin)))
+    check_origins(allow_origin)
+    sock = listen(host, port)  # a port in use is the first thing said, before any banner
+    try:
+        settings = Settings.from_file(settings_file) if settings_file else Settings()
+        built = assemble_loop(source, settings, out=out, speech=not no_speech, record=out is not None,
+                              realtime=realtime, crop=crop, assume_equirect=assume_equirect, fps=fps, sam2=sam2,
+                              vlm=vlm, track_masks=track_masks)
+        app = create_app(built.loop, ServerOptions(host=host, port=port, token=token,
+                                                   allowed_origins=tuple(allow_origin)))
+    except BaseException:
+        sock.close()
+        raise
     shown = f"[{host}]" if ":" in host else host
-    print(f"vigil360: serving {built.loop.source.description} on http://{shown}:{port}/ (API docs at /docs)"
+    page = f"http://{shown}:{port}/"
+    print(f"vigil360: serving {built.loop.source.description} on {page} (API docs at /docs)"
           + (" - token required" if token else ""), flush=True)
-    serve_forever(app, host, port)
+    if token:
+        # The page reads its token from the URL fragment, which browsers never send to a server.
+        print(f"vigil360: open {page}#token={token} (API clients: Authorization: Bearer <token>)", flush=True)
+    serve_forever(app, sock, host, port)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from vigil360 import masks
 from vigil360.records import (
     JsonlWriter,
     RecordError,
+    RecordWarning,
     iter_records,
     read_video_json,
     write_jsonl,
@@ -96,8 +97,11 @@ def test_truncated_stream_keeps_complete_lines(tmp_path):
     write_jsonl(path, [_record()])
     text = path.read_text()
     path.write_text(text + '{"record": "mask", "video_id": "Stea')  # a crash mid-line
-    with pytest.raises(RecordError, match=r"crash.jsonl:\d+"):
-        list(iter_records(path))
+    with pytest.warns(RecordWarning, match=r"crash.jsonl:\d+: torn last line skipped"):
+        (record,) = iter_records(path)
+    assert record == _record(), "everything before the torn line is read"
+    with pytest.raises(RecordError, match=r"crash.jsonl:\d+: torn last line"):
+        list(iter_records(path, strict=True))
 
 
 @pytest.mark.parametrize(

@@ -106,17 +106,17 @@ class _Broken(Synthesizer):
 
 
 def test_a_failed_synthesis_does_not_count_as_heard(tmp_path):
-    """Fault injected: the engine fails; the queue keeps the direction as unheard (re-queued)."""
+    """Fault injected: the engine fails; the direction is not marked heard (so a later escalation
+    about the entity is said in full), and the failing utterance is not retried."""
     config = SpeechConfig(output="wav", stale_after_s=60.0)
     queue = SpeechQueue(config)
     speaker = Speaker(config, queue, wav_dir=tmp_path, synthesizer=_Broken())
-    utterance = Utterance("2 o'clock person!", "e1", 0.9, True, time.perf_counter(), yaw=60.0, direction="2 o'clock")
-    queue.put(utterance)
+    queue.put(Utterance("2 o'clock person!", "e1", 0.9, True, time.perf_counter(), yaw=60.0, direction="2 o'clock"))
     taken = queue.get()
     with pytest.raises(RuntimeError):
         speaker._speak(taken)
-    assert not queue.heard("e1")
-    assert queue.pending() == 1, "the unheard direction goes back in the queue"
+    assert not queue.heard("e1") and queue.current is None
+    assert queue.pending() == 0
 
 
 def test_device_path_streams_the_earcon_before_the_speech(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from vigil360.edge.events import EVENT_ADAPTER
@@ -35,14 +35,14 @@ def test_health_status_metrics_and_schema(scripted_loop) -> None:
         metrics = client.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
         lines = metrics.text.splitlines()
-        assert "vigil360_loop_frames 60" in lines
+        assert "vigil360_loop_frames_total 60" in lines and "# TYPE vigil360_loop_frames_total counter" in lines
         assert 'vigil360_loop_stages_p95_ms{stage="reflex"} 2' in lines
         assert 'vigil360_events_published_total{type="track"} 120' in lines
         # Every family is declared once, before its samples.
         declared = [line.split()[2] for line in lines if line.startswith("# TYPE")]
         assert len(declared) == len(set(declared))
         schema = client.get("/v1/events.schema.json").json()
-        assert set(schema["discriminator"]["mapping"]) == {"alert", "track", "caption", "stats"}
+        assert set(schema["discriminator"]["mapping"]) == {"alert", "track", "caption", "stats", "health"}
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/healthz", "/v1/status", "/metrics", "/v1/config", "/v1/repeat", "/v1/frame.jpg"} <= set(
             paths
@@ -165,17 +165,19 @@ def test_websocket_streams_every_event_in_order_with_the_schema(make_scripted_lo
 def test_websocket_token_subprotocol_and_bad_parameters(make_scripted_loop) -> None:
     app = create_app(make_scripted_loop(frames=30, fps=300.0), ServerOptions(token=TOKEN, run_loop=False))
     with BackgroundServer(app) as server:
-        with pytest.raises(InvalidStatus) as refused:
-            connect(f"{server.ws_url}/v1/events")
-        assert refused.value.response.status_code == 403
+        with connect(f"{server.ws_url}/v1/events") as refused, pytest.raises(ConnectionClosed):
+            refused.recv(timeout=10)
+        assert (refused.close_code, refused.close_reason) == (1008, "token required")
         with connect(
             f"{server.ws_url}/v1/events?types=alert&replay=0", subprotocols=["vigil360.v1", f"bearer.{TOKEN}"]
         ) as ws:
             assert ws.subprotocol == "vigil360.v1"
         with connect(f"{server.ws_url}/v1/events?token={TOKEN}"):
             pass
-        with pytest.raises(InvalidStatus):
-            connect(f"{server.ws_url}/v1/events?token={TOKEN}&types=gossip")
+        with connect(f"{server.ws_url}/v1/events?token={TOKEN}&types=gossip") as refused, \
+                pytest.raises(ConnectionClosed):
+            refused.recv(timeout=10)
+        assert refused.close_code == 1008 and "types must be" in refused.close_reason
         with pytest.raises(InvalidStatus):
             connect(
                 f"{server.ws_url}/v1/events?token={TOKEN}",
