@@ -27,6 +27,8 @@ class _Event(BaseModel):
     frame_index: int = Field(ge=0)
     frame_time_s: float = Field(ge=0, description="time of the frame in the source's clock")
     emit_time: float = Field(default_factory=time.time, description="Unix time the event was emitted")
+    seq: int | None = Field(None, ge=1, description="the server's number for this event (one sequence for all "
+                                                    "types); reconnect with ?since=<seq> to get what was missed")
 
 
 class AlertEvent(_Event):

@@ -26,6 +26,7 @@ from vigil360.edge.loop import RUNTIME_SETTINGS
 from vigil360.edge.server.hub import EVENT_TYPES, EventHub, HubStats, Subscription, pump
 from vigil360.edge.server.metrics import render_metrics
 from vigil360.edge.server.protocol import ServableLoop
+from vigil360.edge.server.running import DeliveryProbe
 from vigil360.edge.server.security import (
     LOOPBACK_NAMES,
     WS_SUBPROTOCOL,
@@ -60,6 +61,9 @@ class ServerOptions:
     batch_period_s: float = 0.02  # track/stats events reach clients within this; alerts at once
     preview_max_width: int = 960
     mjpeg_max_hz: float = 10.0
+    # A client further behind than this (measured at the client: see running.DeliveryProbe) is
+    # closed with a reason while the close frame still fits in its buffers; it may resume.
+    max_lag_s: float = 3.0
     run_loop: bool = True
 
 
@@ -128,10 +132,12 @@ frame's time (`frame_time_s`) and the emit time (`emit_time`, Unix seconds).
 
 Query parameters: `types` (comma-separated subset of {", ".join(EVENT_TYPES)}), `track_hz` (track events
 per entity per second of video, 0 for none; default 5), `masks` (true to include track masks), `replay`
-(0-20 recent alerts sent first), `token`.
+(0-20 recent alerts sent first), `since` (resume: every retained alert, caption and health event with a
+larger `seq`, up to the last 256), `token`. Every event carries `seq`, the server's number for it.
 
 Under pressure a client loses its oldest track/stats events (counted in `/v1/status`); alerts and captions
-are never dropped: a client too slow for them is closed with code {_SLOW_CLOSE_CODE} and a reason.
+are never dropped: a client too slow for them, or more than a few seconds behind in reading them (measured
+with pings at the client), is closed with code {_SLOW_CLOSE_CODE} and a reason, and may resume with `since`.
 """
 
 
@@ -141,7 +147,7 @@ def _page_assets() -> dict[str, tuple[bytes, str]]:
 
 
 def _parse_subscription(params) -> Subscription:
-    unknown = set(params) - {"types", "track_hz", "masks", "replay", "token"}
+    unknown = set(params) - {"types", "track_hz", "masks", "replay", "since", "token"}
     if unknown:
         raise ValueError(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
     types = frozenset(t.strip() for t in params.get("types", ",".join(EVENT_TYPES)).split(",") if t.strip())
@@ -150,8 +156,11 @@ def _parse_subscription(params) -> Subscription:
     try:
         track_hz = float(params.get("track_hz", 5.0))
         replay = int(params.get("replay", 0))
+        since = int(params["since"]) if "since" in params else None
     except ValueError:
-        raise ValueError("track_hz must be a number and replay an integer") from None
+        raise ValueError("track_hz must be a number, replay and since integers") from None
+    if since is not None and since < 0:
+        raise ValueError("since must be a sequence number (0 or more)")
     if not 0 <= track_hz <= 120:
         raise ValueError("track_hz must be between 0 and 120")
     if not 0 <= replay <= 20:
@@ -159,7 +168,7 @@ def _parse_subscription(params) -> Subscription:
     masks = params.get("masks", "false").lower()
     if masks not in ("true", "false", "1", "0"):
         raise ValueError("masks must be true or false")
-    return Subscription(types=types, track_hz=track_hz, masks=masks in ("true", "1"), replay=replay)
+    return Subscription(types=types, track_hz=track_hz, masks=masks in ("true", "1"), replay=replay, since=since)
 
 
 def _without_default(schema: dict) -> None:
@@ -308,13 +317,16 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
         sender = asyncio.create_task(pump(client, websocket.send_text, options.send_timeout_s))
         listener = asyncio.create_task(_until_client_leaves(websocket))
         closed = asyncio.create_task(client.closed_event.wait())
+        probe = websocket.scope.get("extensions", {}).get(DeliveryProbe.EXTENSION)
+        watchdog = asyncio.create_task(_watch_lag(client, probe, options.max_lag_s))
+        tasks = (sender, listener, closed, watchdog)
         try:
-            await asyncio.wait({sender, listener, closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
         finally:
             listener_left = listener.done() and not listener.cancelled()
-            for task in (sender, listener, closed):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(sender, listener, closed, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             hub.disconnect(client)
         if client.close_reason is not None and not listener_left:
             code = 1001 if client.close_kind == "shutdown" else _SLOW_CLOSE_CODE
@@ -389,6 +401,19 @@ def create_app(loop: ServableLoop, options: ServerOptions | None = None) -> Fast
         return alert
 
     return app
+
+
+async def _watch_lag(client, probe, max_lag_s: float) -> None:
+    """Close a client whose oldest unread message is older than `max_lag_s` (never, without a probe)."""
+    if probe is None:  # a server without delivery probes (the test client): nothing to measure
+        await asyncio.Event().wait()
+    while not client.closed:
+        await asyncio.sleep(min(0.25, max_lag_s / 4))
+        client.lag_s = probe.lag_s()
+        if client.lag_s > max_lag_s:
+            client.close("lagging", f"client {client.lag_s:.1f} s behind (limit {max_lag_s:g} s); "
+                                    "reconnect with ?since=<last seq> for what it missed")
+            return
 
 
 async def _until_client_leaves(websocket: WebSocket) -> None:

@@ -36,6 +36,7 @@ class Subscription:
     track_hz: float = 5.0  # per entity, in the video clock; 0 = no track events
     masks: bool = False
     replay: int = 0  # recent alerts to send first
+    since: int | None = None  # resume: every retained alert/caption/health event after this seq first
 
 
 class Outgoing:
@@ -63,6 +64,7 @@ class ClientStats(BaseModel):
     id: int
     queued: int
     sent: int
+    lag_s: float = Field(0.0, description="age of the oldest message sent to the client and not yet read by it")
     dropped: dict[str, int] = Field(description="events dropped oldest-first, by type")
     subscription: dict
 
@@ -87,6 +89,7 @@ class Client:
     sent: int = 0
     close_reason: str | None = None
     close_kind: str | None = None
+    lag_s: float = 0.0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     closed_event: asyncio.Event = field(default_factory=asyncio.Event)
     _last_track: dict[str, float] = field(default_factory=dict)
@@ -154,13 +157,14 @@ class Client:
     def stats(self) -> ClientStats:
         sub = self.subscription
         return ClientStats(
-            id=self.id, queued=len(self.queue), sent=self.sent, dropped=dict(self.dropped),
+            id=self.id, queued=len(self.queue), sent=self.sent, lag_s=round(self.lag_s, 3), dropped=dict(self.dropped),
             subscription={"types": sorted(sub.types), "track_hz": sub.track_hz, "masks": sub.masks},
         )
 
 
 class EventHub:
-    def __init__(self, *, client_queue: int = 256, ingress_limit: int = 4096, recent_alerts: int = 20) -> None:
+    def __init__(self, *, client_queue: int = 256, ingress_limit: int = 4096, recent_alerts: int = 20,
+                 history: int = 256) -> None:
         if client_queue < 1 or ingress_limit < 1:
             raise ValueError("queue sizes must be at least 1")
         self.client_queue = client_queue
@@ -173,6 +177,9 @@ class EventHub:
         self._clients: dict[int, Client] = {}
         self._next_id = 1
         self._recent_alerts: deque[Outgoing] = deque(maxlen=recent_alerts)
+        # Alerts, captions and health events kept for clients resuming with ?since=<seq>.
+        self._history: deque[Outgoing] = deque(maxlen=history)
+        self._seq = 0
         self.published: Counter = Counter()
         self.dropped: Counter = Counter()
         self.disconnects: Counter = Counter()
@@ -249,16 +256,23 @@ class EventHub:
             for client in self._clients.values():
                 client.close("server_overflow", f"server fell behind: {lost} alert/caption events lost")
         for event in events:
-            message = Outgoing(event)
+            self._seq += 1
+            message = Outgoing(event.model_copy(update={"seq": self._seq}))
             if isinstance(event, AlertEvent):
                 self._recent_alerts.append(message)
+            if message.type not in DROPPABLE_TYPES:
+                self._history.append(message)
             for client in self._clients.values():
                 client.offer(message)
 
     def connect(self, subscription: Subscription) -> Client:
         client = Client(id=self._next_id, subscription=subscription, max_queue=self.client_queue)
         self._next_id += 1
-        if subscription.replay and "alert" in subscription.types:
+        if subscription.since is not None:
+            for message in self._history:
+                if message.event.seq > subscription.since:
+                    client.offer(message)
+        elif subscription.replay and "alert" in subscription.types:
             for message in list(self._recent_alerts)[-subscription.replay:]:
                 client.offer(message)
         self._clients[client.id] = client

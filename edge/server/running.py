@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections import deque
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,10 +31,27 @@ def _bounded_ws_protocol(write_buffer_bytes: int) -> type:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
     class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+        """Bounded writes, a 1001 on shutdown, and delivery measured with pings (`DeliveryProbe`)."""
+
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             # Past this, uvicorn's send waits: the pressure reaches the hub's per-client queue.
             transport.set_write_buffer_limits(high=write_buffer_bytes)
+            self.delivery = DeliveryProbe(self)
+
+        def handle_connect(self, event) -> None:
+            super().handle_connect(event)
+            if getattr(self, "scope", None) is not None:
+                self.scope.setdefault("extensions", {})[DeliveryProbe.EXTENSION] = self.delivery
+
+        async def send(self, message) -> None:
+            await super().send(message)
+            if message["type"] == "websocket.send" and not self.close_sent:
+                self.delivery.sent()
+
+        def handle_pong(self, event) -> None:
+            if not self.delivery.pong(bytes(event.data)):
+                super().handle_pong(event)
 
         def shutdown(self) -> None:
             # uvicorn says 1012 ("service restart") with no reason; this server is going away.
@@ -48,6 +66,53 @@ def _bounded_ws_protocol(write_buffer_bytes: int) -> type:
             super().shutdown()
 
     return BoundedWebSocketProtocol
+
+
+class DeliveryProbe:
+    """How far behind a WebSocket client is, measured at the client, not at the server's socket.
+
+    A client that reads slowly hides its backlog in its own receive buffer (megabytes on Linux):
+    the server's writes succeed while alerts arrive many seconds late. A ping written after a
+    message is answered only once the client has read that message, so after each send a probe
+    ping goes out (one at a time) and its pong marks everything sent before it as read. `lag_s`
+    is the age of the oldest message sent and not yet known to be read.
+    """
+
+    EXTENSION = "vigil360.delivery"
+
+    def __init__(self, protocol) -> None:
+        self._protocol = protocol
+        self._unread: deque[tuple[int, float]] = deque()  # (message number, time sent)
+        self._sent = 0
+        self._probe: tuple[bytes, int] | None = None  # (payload, last message it covers)
+
+    def sent(self) -> None:
+        self._sent += 1
+        self._unread.append((self._sent, self._protocol.loop.time()))
+        if self._probe is None:
+            self._ping()
+
+    def _ping(self) -> None:
+        payload = b"vigil360-%d" % self._sent
+        self._probe = (payload, self._sent)
+        conn = self._protocol.conn
+        conn.send_ping(payload)
+        self._protocol.transport.write(b"".join(conn.data_to_send()))
+
+    def pong(self, payload: bytes) -> bool:
+        """True when `payload` answers this probe's ping (else it is uvicorn's keepalive)."""
+        if self._probe is None or payload != self._probe[0]:
+            return False
+        covered = self._probe[1]
+        while self._unread and self._unread[0][0] <= covered:
+            self._unread.popleft()
+        self._probe = None
+        if self._unread and not self._protocol.close_sent:
+            self._ping()
+        return True
+
+    def lag_s(self) -> float:
+        return self._protocol.loop.time() - self._unread[0][1] if self._unread else 0.0
 
 
 def _header_timeout_protocol(header_timeout_s: float) -> type:

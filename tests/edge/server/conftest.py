@@ -74,7 +74,7 @@ class ScriptedLoop:
                             box=AngleBox(yaw=yaw, pitch=-5.0, width=20.0, height=40.0),
                             risk=0.9 if n == 0 else 0.1,
                             flagged=n == 0,
-                            mask={"size": [240, 480], "counts": "0"} if n == 0 else None,
+                            mask={"size": [240, 480], "counts": "P``3"} if n == 0 else None,  # an empty mask
                         )
                     )
                 if index == self.alert_at or (self.alert_every and index % self.alert_every == 0):

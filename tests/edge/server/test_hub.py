@@ -19,7 +19,7 @@ def track(index: int, entity: str = "e0", mask: bool = False) -> TrackEvent:
         frame_time_s=index / 30,
         entity_id=entity,
         box=AngleBox(yaw=0.0, pitch=0.0, width=10.0, height=20.0),
-        mask={"size": [2, 4], "counts": "0"} if mask else None,
+        mask={"size": [2, 4], "counts": "8"} if mask else None,  # one run of 8 zeros
     )
 
 
@@ -151,7 +151,7 @@ def test_track_rate_masks_and_types_follow_the_subscription() -> None:
     ]
     assert all(e["mask"] is None for e in slow_rate if e["type"] == "track")
     assert len([e for e in with_masks if e["type"] == "track"]) == 30
-    assert all(e["mask"] == {"size": [2, 4], "counts": "0"} for e in with_masks if e["type"] == "track")
+    assert all(e["mask"] == {"size": [2, 4], "counts": "8"} for e in with_masks if e["type"] == "track")
     assert [e["type"] for e in alerts_only] == ["caption"]
 
 
