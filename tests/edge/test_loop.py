@@ -247,6 +247,12 @@ def test_runtime_controls(theft_video, tmp_path):
     with pytest.raises(UserError, match="unknown section 'nope'"):
         loop.update_settings({"nope": {}})
     assert loop.update_settings({}).speech.verbosity == "minimal", "an empty patch reads the settings"
+    sound = loop.update_settings({"speech": {"spatial": "off", "earcons": False, "ducking_db": -12.0}}).speech
+    assert (speaker.config.spatial, speaker.config.earcons, speaker.config.ducking_db) == ("off", False, -12.0)
+    with pytest.raises(UserError, match="speech.ducking_db"):
+        loop.update_settings({"speech": {"ducking_db": -40.0}})
+    assert sound.spatial == "off"
+    loop.update_settings({"speech": {"spatial": "stereo", "earcons": True}})
     stop = threading.Event()
     loop.add_sink(lambda event: stop.set() if isinstance(event, AlertEvent) else None)
     summary = loop.run(stop)

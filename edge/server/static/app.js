@@ -145,6 +145,8 @@
     mute.textContent = speech.muted ? "Unmute speech" : "Mute speech";
     el("verbosity").value = speech.verbosity;
     el("directions").value = speech.directions;
+    el("spatial").value = speech.spatial;
+    el("earcons").checked = speech.earcons;
     el("sensitivity").value = speech.min_risk;
     el("sensitivity-value").textContent = Number(speech.min_risk).toFixed(2);
   }
@@ -182,6 +184,10 @@
     "Verbosity " + e.target.value + "."));
   el("directions").addEventListener("change", (e) => changeSpeech({ directions: e.target.value },
     "Directions in " + (e.target.value === "clock" ? "clock hours." : "words.")));
+  el("spatial").addEventListener("change", (e) => changeSpeech({ spatial: e.target.value },
+    e.target.value === "stereo" ? "Alerts come from their direction." : "Alerts in plain sound."));
+  el("earcons").addEventListener("change", (e) => changeSpeech({ earcons: e.target.checked },
+    e.target.checked ? "Alert tones on." : "Alert tones off."));
   el("sensitivity").addEventListener("input", (e) => {
     el("sensitivity-value").textContent = Number(e.target.value).toFixed(2);
   });
