@@ -75,6 +75,7 @@ class AlertPolicy:
 
     def forget(self, live_ids: set[str], now: float) -> None:
         self.gate.forget(live_ids, now)
+        self.appearance.keep(live_ids)  # a gone track's id is never reused
 
     def retire(self, entity_ids: list[str]) -> None:
         """Entities that are gone for good (their ids are never reused)."""

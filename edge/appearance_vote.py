@@ -91,3 +91,7 @@ class AppearanceVotes:
     def forget(self, entity_ids: set[str]) -> None:
         for entity_id in entity_ids:
             self._votes.pop(entity_id, None)
+
+    def keep(self, entity_ids: set[str]) -> None:
+        """Bounded memory on long streams: only these entities' votes are kept."""
+        self._votes = {e: v for e, v in self._votes.items() if e in entity_ids}

@@ -48,3 +48,7 @@ def test_forget_bounds_memory():
     votes.observe("e1", "red", "red", "person")
     votes.forget({"e1"})
     assert votes.phrase("e1") == "moving object"
+    votes.observe("e2", "red", "red", "person")
+    votes.observe("e3", "blue", "blue", "person")
+    votes.keep({"e3"})
+    assert votes.phrase("e2") == "moving object" and votes.phrase("e3") == "person in blue"
