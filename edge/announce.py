@@ -1,13 +1,13 @@
 """Deciding what to say and in which order: short, direction-first wording, and the queue rules.
 
 The wearer needs *where* before anything else: every form starts with the direction.
-- Urgent: direction + what, at most 5 words and 1.2 s of audio ("7 o'clock, person!").
+- Urgent: direction + what, at most 5 words and 1.2 s of audio ("7 o'clock person!").
 - Normal: direction, who (appearance), what, distance, at most 3 s ("5 o'clock, person in red
-  coming, two metres."); verbose adds the distance's spread and keeps full descriptions.
+  coming at two metres."); verbose adds the distance's spread and keeps full descriptions.
 - Escalation of an entity the wearer already heard: only what changed ("Closer, two metres.";
   "Now 4 o'clock, two metres."). If the wearer never heard the entity (the first alert was
   dropped or cut), the queue says the normal form instead.
-Durations were measured on the shipped espeak-ng voice (tests/edge/test_announce_audio.py): each
+Durations were measured on the shipped espeak-ng voice (tests/edge/test_alert_audio.py): each
 comma costs ~0.25 s and each word ~0.3 s, which is why descriptions are compact here. Wording
 follows assistive practice: clock directions or plain side words by setting, distances in words,
 nothing about age or looks beyond clothing colours.
