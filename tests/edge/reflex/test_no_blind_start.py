@@ -11,6 +11,8 @@ from vigil360.edge.reflex import ReflexPerception
 
 FPS = 30.0
 CAMERA_HEIGHT_M = 1.2
+# The background model's own warm-up (the default: one second of frames buffered, no proposals).
+BOOTSTRAP_S = 1.0
 
 
 def _approach_right_after_bootstrap(start_frame: int, frames: int, speed_mps: float = 2.0) -> list[np.ndarray]:
@@ -32,7 +34,7 @@ def _approach_right_after_bootstrap(start_frame: int, frames: int, speed_mps: fl
 
 def _first_flag_s(settings: Settings) -> float | None:
     tier = ReflexPerception(WIDTH, HEIGHT, settings)
-    start = settings.reflex.bootstrap_frames + 1
+    start = int(BOOTSTRAP_S * FPS) + 1
     for index, frame in enumerate(_approach_right_after_bootstrap(start, 45)):
         if any(track.flagged and track.reason == "approaching fast" for track in tier.process(frame, index / FPS)):
             return index / FPS
