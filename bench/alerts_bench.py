@@ -89,30 +89,21 @@ class ClipHeard:
     appearance_stable: int = 0  # of those, the same appearance in every alert
 
 
-class _UtteranceLog:
-    """Stands in for the speech worker: keeps what the loop queued (with its decision time)."""
+def _logging_queue(config):
+    """A speech queue that only logs what the loop queues (with its decision time): playback is
+    simulated afterwards, so the real speech worker finds it always empty."""
+    from vigil360.edge.announce import SpeechQueue
 
-    def __init__(self, config) -> None:
-        self.config = config
-        self.queue = self
-        self.decisions: list[Decision] = []
-        self.spoken_count = self.dropped_stale = self.dropped_full = 0
-        from vigil360.edge.profiling import Samples
+    class LoggingQueue(SpeechQueue):
+        def __init__(self) -> None:
+            super().__init__(config)
+            self.decisions: list[Decision] = []
 
-        self.latency = Samples()
+        def put(self, utterance) -> bool:
+            self.decisions.append(Decision(utterance.frame_read_at, utterance))
+            return True
 
-    def put(self, utterance) -> bool:
-        self.decisions.append(Decision(utterance.frame_read_at, utterance))
-        return True
-
-    def start(self) -> _UtteranceLog:
-        return self
-
-    def describe(self) -> str:
-        return "bench log (simulated playback)"
-
-    def close(self, drain_s: float = 0.0) -> None:
-        return None
+    return LoggingQueue()
 
 
 def _frame_source(frames: Iterator[np.ndarray], fps: float, width: int, height: int, description: str):
@@ -131,26 +122,31 @@ def _frame_source(frames: Iterator[np.ndarray], fps: float, width: int, height: 
     return Frames()
 
 
-def run_loop(frames: Iterator[np.ndarray], fps: float, width: int, height: int, video_id: str, settings, work: Path):
+def run_loop(frames: Iterator[np.ndarray], fps: float, width: int, height: int, video_id: str, settings, work: Path,
+             synth):
     """The loop over `frames`; returns (queued decisions, the prediction record, the appearance each
     alert carried, per entity)."""
     from vigil360.edge.events import AlertEvent
     from vigil360.edge.loop import EdgeLoop
     from vigil360.edge.recorder import PredictionRecorder
+    from vigil360.edge.speech import Speaker
     from vigil360.records import iter_records
     from vigil360.schema import Video
 
     source = _frame_source(frames, fps, width, height, video_id)
-    log = _UtteranceLog(settings.speech)
+    queue = _logging_queue(settings.speech)
+    # The real worker (its health and controls are the loop's), fed by a queue that only logs.
+    speaker = Speaker(settings.speech.model_copy(update={"output": "wav"}), queue, wav_dir=work / "speech",
+                      synthesizer=synth)
     path = work / f"{video_id}.predictions.jsonl"
     recorder = PredictionRecorder(path, Video(video_id=video_id, fps=fps, width=width, height=height))
-    loop = EdgeLoop(source, settings, speaker=log, recorder=recorder)
+    loop = EdgeLoop(source, settings, speaker=speaker, recorder=recorder)
     looks: dict[str, list[str]] = {}
     loop.add_sink(lambda event: looks.setdefault(event.entity_id, []).append(event.appearance)
                   if isinstance(event, AlertEvent) else None)
     loop.run()
     (record,) = iter_records(path)
-    return log.decisions, record, looks
+    return queue.decisions, record, looks
 
 
 def _match_entities(record, actors: list[ActorTimeline]) -> dict[str, str]:
@@ -305,7 +301,7 @@ def alerts_command(
         for spec in tqdm(specs, desc="approach clips", unit="clip"):
             _, scenario = ground_truth(spec)
             decisions, record, looks = run_loop(iter_frames(spec), spec.fps, width, height, spec.video_id,
-                                                settings, work)
+                                                settings, work, synth)
             played, _ = simulate(decisions, synth, settings.speech, output_latency_s=latency)
             decisions_total += len(decisions)
             clips.append(score_clip(spec.video_id, spec.kind, spec.fps, spec.num_frames, _actors(scenario),
@@ -325,7 +321,7 @@ def alerts_command(
             shift = within_a - within_b + int(rng.integers(0, int(0.4 * spec_a.fps) + 1))
             video_id = f"synth-pair-{spec_a.seed}-{spec_b.seed}"
             decisions, record, looks = run_loop(_composite(spec_a, spec_b, shift), spec_a.fps, width, height,
-                                                video_id, settings, work)
+                                                video_id, settings, work, synth)
             played, _ = simulate(decisions, synth, settings.speech, output_latency_s=latency)
             decisions_total += len(decisions)
             actors = _actors(truth_a, 0, "a:") + _actors(truth_b, shift, "b:")
