@@ -26,12 +26,14 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(BIN)/vigil360 run
 
-# The accessibility test drives a real headless Chromium from Debian. Installed here when we can
-# (root, apt available); elsewhere that one test skips and says why.
+# The accessibility test drives a real headless Chromium from Debian and runs axe-core in it (npm
+# fetches axe-core into ~/.cache/vigil360 on first use). Installed here when we can (root, apt
+# available); elsewhere those tests skip and say why.
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	@if { ! command -v chromium || ! command -v npm; } >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+			&& command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			chromium chromium-driver >/dev/null; fi
+			chromium chromium-driver npm >/dev/null; fi
 
 test: install browser
 	$(BIN)/ruff check .

@@ -9,6 +9,8 @@
   const authHeaders = token ? { Authorization: "Bearer " + token } : {};
   const TRACK_TTL_MS = 1500;
   const MAX_ITEMS = 50;
+  // An alert older than this (server clock) is history: shown, never announced.
+  const LIVE_FOR_S = 5;
 
   const el = (id) => document.getElementById(id);
   const connection = el("connection");
@@ -17,23 +19,40 @@
   const alertItems = new Map(); // entity id -> <li> of its latest alert
   let settings = null;
   let retryMs = 500;
+  let lastSeq = null; // resume from here after a reconnect: nothing missed, nothing twice
+  let clockOffsetS = 0; // server clock - this device's clock, from the HTTP Date header
+  let refused = false; // a token problem: retrying cannot help
 
   function setConnection(state, text) {
     connection.dataset.state = state;
     connection.textContent = text;
   }
 
-  function clockText(event) {
-    return event.clock_hour + " o'clock";
+  function serverNow() {
+    return Date.now() / 1000 + clockOffsetS;
   }
 
-  const seenAlerts = new Set(); // a reconnect replays recent alerts: show each once
+  function learnClock(response) {
+    const date = Date.parse(response.headers.get("Date") || "");
+    if (!Number.isNaN(date)) clockOffsetS = date / 1000 - Date.now() / 1000;
+  }
+
+  function tokenProblem(reason) {
+    refused = true;
+    const what = token ? "The token in this page's address is wrong." :
+      "This server needs a token: open the address printed by `vigil360 serve` (it ends in #token=…).";
+    setConnection("closed", what + (reason ? " (" + reason + ")" : ""));
+  }
+
+  function announce(event) {
+    // Only the sentence is spoken; role, distance and time stay in the list for whoever reads on.
+    const region = event.urgent ? el("announce-urgent") : el("announce");
+    region.textContent = (event.urgent ? "Urgent: " : "") + event.sentence;
+  }
 
   function addAlert(event) {
-    const key = event.entity_id + "@" + event.emit_time;
-    if (seenAlerts.has(key)) return;
-    seenAlerts.add(key);
-    const list = event.urgent ? el("urgent") : el("alerts");
+    const live = serverNow() - event.emit_time <= LIVE_FOR_S;
+    const list = !live ? el("history") : event.urgent ? el("urgent") : el("alerts");
     const item = document.createElement("li");
     item.dataset.entity = event.entity_id;
     const sentence = document.createElement("p");
@@ -42,14 +61,15 @@
     const details = document.createElement("p");
     details.className = "details";
     const distance = event.distance_m == null ? "distance unknown" : event.distance_m.toFixed(1) + " m";
-    const when = new Date(event.emit_time * 1000).toLocaleTimeString();
-    details.textContent = `${event.role} ${event.entity_id}, ${clockText(event)}, ${distance}, ` +
+    const when = new Date((event.emit_time - clockOffsetS) * 1000).toLocaleTimeString();
+    details.textContent = `${event.role} ${event.entity_id}, ${event.clock_hour} o'clock, ${distance}, ` +
       `risk ${Math.round(event.risk * 100)}%, at ${when}`;
     item.append(sentence, details);
     list.append(item);
     while (list.children.length > MAX_ITEMS) list.firstElementChild.remove();
     list.scrollTop = list.scrollHeight;
     alertItems.set(event.entity_id, item);
+    if (live) announce(event);
   }
 
   function addCaption(event) {
@@ -62,23 +82,55 @@
     item.append(refined);
   }
 
+  const STATE_WORDS = { running: "running", degraded: "degraded", failed: "FAILED", ended: "ended",
+    stopped: "stopped" };
+
+  function showHealth(event) {
+    const loopState = el("loop-state");
+    loopState.dataset.state = event.state;
+    const what = event.component === "loop" ? "The loop" : event.component;
+    loopState.textContent = `${what} ${STATE_WORDS[event.state] || event.state}: ${event.message}`;
+  }
+
   function onEvent(event) {
+    if (event.seq != null) lastSeq = event.seq;
     if (event.type === "alert") addAlert(event);
     else if (event.type === "caption") addCaption(event);
+    else if (event.type === "health") showHealth(event);
     else if (event.type === "track") tracks.set(event.entity_id, { event, seenAt: performance.now() });
   }
 
+  async function checkHealth() {
+    try {
+      const response = await fetch("/healthz", { cache: "no-store" });
+      const health = await response.json();
+      if (health.status === "error") {
+        showHealth({ component: "loop", state: "failed", message: health.loop_error || "no alerts are made" });
+      } else if (health.status === "ended") {
+        showHealth({ component: "loop", state: "ended", message: "no more alerts will come" });
+      }
+    } catch (_) { /* the connection line already says when the server is gone */ }
+  }
+
   function connect() {
+    if (refused) return;
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const protocols = ["vigil360.v1"];
     if (token) protocols.push("bearer." + token);
-    const socket = new WebSocket(scheme + location.host + "/v1/events?track_hz=5&replay=10", protocols);
+    // First load: the last alerts as history; a reconnect: exactly what was missed.
+    const resume = lastSeq == null ? "replay=10" : "since=" + lastSeq;
+    const socket = new WebSocket(scheme + location.host + "/v1/events?track_hz=5&" + resume, protocols);
     socket.onopen = () => {
       retryMs = 500;
       setConnection("open", "Connected: alerts are announced as they arrive.");
+      checkHealth();
     };
     socket.onmessage = (message) => onEvent(JSON.parse(message.data));
     socket.onclose = (closing) => {
+      if (closing.code === 1008 && /token/.test(closing.reason)) {
+        tokenProblem(closing.reason);
+        return;
+      }
       const why = closing.reason ? " (" + closing.reason + ")" : "";
       setConnection("closed", "Disconnected" + why + ". Reconnecting…");
       setTimeout(connect, retryMs);
@@ -86,12 +138,12 @@
     };
   }
 
-  // --- the view: a polled JPEG with outlines drawn from track events ------------------------
+  // --- the view: a polled JPEG (outlined by the server) and a text list of what is tracked ----
 
   const frame = el("frame");
-  const overlay = el("overlay");
 
   async function refreshFrame() {
+    if (refused) return;
     try {
       const response = await fetch("/v1/frame.jpg?width=960", { headers: authHeaders, cache: "no-store" });
       if (response.ok) {
@@ -104,55 +156,39 @@
     setTimeout(refreshFrame, 200);
   }
 
-  function drawOverlay() {
-    const width = overlay.clientWidth, height = overlay.clientHeight;
-    if (overlay.width !== width || overlay.height !== height) {
-      overlay.width = width;
-      overlay.height = height;
-    }
-    const context = overlay.getContext("2d");
-    context.clearRect(0, 0, width, height);
+  function describeTracks() {
     const now = performance.now();
     const described = [];
     for (const [id, { event, seenAt }] of tracks) {
       if (now - seenAt > TRACK_TTL_MS) { tracks.delete(id); continue; }
-      // Equirectangular: yaw -180..180 maps to x 0..W (ahead at the centre), pitch 90..-90 to y 0..H.
-      const x = (event.box.yaw + 180) / 360 * width, y = (90 - event.box.pitch) / 180 * height;
-      const w = event.box.width / 360 * width, h = event.box.height / 180 * height;
-      context.lineWidth = event.flagged ? 4 : 2;
-      context.strokeStyle = event.flagged ? "#ff4d4d" : "#ffd400";
-      context.fillStyle = context.strokeStyle;
-      context.font = "bold 16px system-ui, sans-serif";
-      // A box across the seam (directly behind) is drawn on both edges.
-      for (const shift of [0, width, -width]) {
-        const left = x - w / 2 + shift;
-        if (left + w < 0 || left > width) continue;
-        context.strokeRect(left, y - h / 2, w, h);
-        context.fillText(id, left + 3, Math.max(16, y - h / 2 - 4));
-      }
       described.push(`${id}${event.flagged ? " (flagged)" : ""} at yaw ${Math.round(event.box.yaw)}°`);
     }
-    el("tracked").textContent = described.length ? "Tracked: " + described.join(", ") + "." : "No tracked entities.";
-    requestAnimationFrame(drawOverlay);
+    const text = described.length ? "Tracked: " + described.join(", ") + "." : "No tracked entities.";
+    if (el("tracked").textContent !== text) el("tracked").textContent = text;
   }
 
   // --- controls --------------------------------------------------------------------------------
 
   function showSettings() {
     const speech = settings.speech;
-    const mute = el("mute");
-    mute.setAttribute("aria-pressed", String(speech.muted));
-    mute.textContent = speech.muted ? "Unmute speech" : "Mute speech";
-    el("verbosity").value = speech.verbosity;
-    el("directions").value = speech.directions;
-    el("spatial").value = speech.spatial;
-    el("earcons").checked = speech.earcons;
-    el("sensitivity").value = speech.min_risk;
-    el("sensitivity-value").textContent = Number(speech.min_risk).toFixed(2);
+    el("mute").setAttribute("aria-pressed", String(speech.muted));
+    // A control being used keeps what the user is choosing; the others show the server's value.
+    const show = (id, value) => { if (document.activeElement !== el(id)) el(id).value = value; };
+    show("verbosity", speech.verbosity);
+    show("directions", speech.directions);
+    show("spatial", speech.spatial);
+    if (document.activeElement !== el("earcons")) el("earcons").checked = speech.earcons;
+    show("sensitivity", speech.min_risk);
+    el("sensitivity-value").textContent = Number(el("sensitivity").value).toFixed(2);
   }
 
   async function loadSettings() {
-    const response = await fetch("/v1/config", { headers: authHeaders });
+    const response = await fetch("/v1/config", { headers: authHeaders, cache: "no-store" });
+    learnClock(response);
+    if (response.status === 401) {
+      tokenProblem("");
+      return;
+    }
     if (response.ok) {
       settings = await response.json();
       showSettings();
@@ -197,9 +233,12 @@
     const response = await fetch("/v1/repeat", { method: "POST", headers: authHeaders });
     feedback.textContent = response.ok ? "Repeated: " + (await response.json()).sentence : "No alert to repeat yet.";
   });
+  // Another client (a phone, the keyboard on the device) may change settings: show what is current
+  // whenever this page comes back into view, and every few seconds.
+  window.addEventListener("focus", () => { if (!refused) loadSettings(); });
+  setInterval(() => { if (!refused && document.visibilityState === "visible") loadSettings(); }, 5000);
 
-  loadSettings();
-  connect();
+  loadSettings().catch(() => {}).finally(connect);
   refreshFrame();
-  requestAnimationFrame(drawOverlay);
+  setInterval(describeTracks, 500);
 })();

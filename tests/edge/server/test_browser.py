@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -58,13 +59,51 @@ def browser(tmp_path: Path):
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    """Selenium's own wait for a page condition (a browser offers no event a test could wait on)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(None, timeout, poll_frequency=0.1).until(lambda _: predicate())
+    except TimeoutException:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+AXE_VERSION = "4.14.1"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core from the npm registry, cached outside the repository (never committed)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vigil360" / f"axe-core-{AXE_VERSION}"
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            if os.environ.get("CI") == "true":
+                raise RuntimeError("CI=true but npm is missing: the accessibility check needs axe-core")
+            pytest.skip("needs npm to fetch axe-core (apt-get install -y npm)")
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--prefix", str(cache), f"axe-core@{AXE_VERSION}", "--no-save",
+                        "--no-audit", "--no-fund", "--silent"], check=True, timeout=300)
+    return script.read_text(encoding="utf-8")
+
+
+def _serious_violations(browser, axe_source: str) -> list[str]:
+    browser.execute_script(axe_source)
+    result = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations), e => done(String(e)));"
+    )
+    assert isinstance(result, list), result
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in result if v["impact"] in ("serious", "critical")]
+
+
+def _set_width(browser, width: int) -> None:
+    # Headless windows have a minimum size; the device-metrics override gives a true 320 px viewport.
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
 
 
 def test_page_announces_an_alert_and_works_from_the_keyboard(
@@ -84,19 +123,24 @@ def test_page_announces_an_alert_and_works_from_the_keyboard(
             20,
             "the page's WebSocket",
         )
-        assert browser.find_element(By.ID, "alerts").get_attribute("aria-live") == "polite"
-        assert browser.find_element(By.ID, "urgent").get_attribute("aria-live") == "assertive"
+        assert browser.find_element(By.ID, "announce").get_attribute("aria-live") == "polite"
+        assert browser.find_element(By.ID, "announce-urgent").get_attribute("aria-live") == "assertive"
         app.state.runner.start()
         items = _wait(
             lambda: browser.find_elements(By.CSS_SELECTOR, "#alerts li, #urgent li"),
             60,
-            "an alert in a live region",
+            "an alert in the list",
         )
         first = alerts[0]
         region = "urgent" if first.urgent else "alerts"
         shown = browser.find_element(By.CSS_SELECTOR, f"#{region} li .sentence").text
         assert first.sentence in shown, (first.sentence, shown)
         assert items[0].get_attribute("data-entity") == first.entity_id
+        # What a screen reader says is the sentence, not the details (role, risk, time).
+        said = browser.execute_script(
+            "return document.getElementById(arguments[0]).textContent",
+            "announce-urgent" if first.urgent else "announce")
+        assert said and "risk" not in said and " at " not in said, said
         _wait(
             lambda: browser.execute_script("return document.getElementById('frame').naturalWidth") > 0,
             20,
@@ -123,7 +167,10 @@ def test_page_announces_an_alert_and_works_from_the_keyboard(
         assert focused == "mute"
         browser.switch_to.active_element.send_keys(Keys.SPACE)
         _wait(lambda: loop.settings.speech.muted, 10, "mute to reach the loop")
-        assert browser.find_element(By.ID, "mute").get_attribute("aria-pressed") == "true"
+        # The page shows it once the server's answer is back: wait for that, do not race it.
+        _wait(lambda: browser.find_element(By.ID, "mute").get_attribute("aria-pressed") == "true", 10,
+              "the toggle to show the change")
+        assert browser.find_element(By.ID, "mute").text == "Mute speech", "a toggle keeps its name"
         assert httpx.get(f"{server.url}/v1/config").json()["speech"]["muted"] is True
         _wait(lambda: not app.state.runner.running, 60, "the loop to finish")
 
@@ -133,3 +180,42 @@ def test_page_announces_an_alert_and_works_from_the_keyboard(
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(screenshot, Path(keep) / "live-page.png")
         print(f"screenshot kept: {Path(keep) / 'live-page.png'}")
+
+
+def test_page_has_no_serious_accessibility_violations_and_reflows_at_320_px(
+    browser, axe_source, make_scripted_loop
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from vigil360.edge.events import AlertEvent
+
+    app = create_app(make_scripted_loop(), ServerOptions(run_loop=False))
+    with BackgroundServer(app) as server:
+        # An alert from a minute before the page loads: history, never announced.
+        app.state.hub.publish(AlertEvent(
+            frame_index=3, frame_time_s=0.1, emit_time=time.time() - 60, entity_id="e4", clock_hour=6, yaw=179.0,
+            pitch=-5.0, risk=0.9, urgent=True, sentence="Person in a long grey coat approaching you fast, 6 o'clock."))
+        _wait(lambda: app.state.hub.stats().published.get("alert") == 1, 10, "the hub to take the alert")
+        for width in (1200, 320):
+            _set_width(browser, width)
+            browser.get(server.url + "/")
+            _wait(lambda: browser.find_element(By.ID, "connection").get_attribute("data-state") == "open", 20,
+                  "the page's WebSocket")
+            _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#history li"), 20, "the earlier alert as history")
+            assert _serious_violations(browser, axe_source) == [], width
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"sideways scrolling at {width} px: {overflow} px"
+            assert browser.find_elements(By.CSS_SELECTOR, "#alerts li, #urgent li") == []
+            assert browser.execute_script("return document.getElementById('announce').textContent "
+                                          "+ document.getElementById('announce-urgent').textContent") == ""
+
+
+@pytest.mark.parametrize(("fragment", "said"), [("", "needs a token"), ("#token=wrong-token-0123456789", "wrong")])
+def test_page_says_when_its_token_is_missing_or_wrong(browser, make_scripted_loop, fragment, said) -> None:
+    from selenium.webdriver.common.by import By
+
+    app = create_app(make_scripted_loop(), ServerOptions(run_loop=False, token="right-token-0123456789abc"))
+    with BackgroundServer(app) as server:
+        browser.get(server.url + "/" + fragment)
+        _wait(lambda: said in browser.find_element(By.ID, "connection").text, 20, f"the page to say {said!r}")
