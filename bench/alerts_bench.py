@@ -85,6 +85,7 @@ class ClipHeard:
     approaches: int = 0  # actors within 1.5 m
     approaches_alerted_before: int = 0
     both_heard_before_within: bool | None = None  # composites only
+    urgent_earcon_after_s: list[float] = field(default_factory=list)  # every urgent utterance played
     entities_with_repeats: int = 0  # entities alerted more than once
     appearance_stable: int = 0  # of those, the same appearance in every alert
 
@@ -195,6 +196,7 @@ def score_clip(clip: str, kind: str, fps: float, num_frames: int, actors: list[A
         row.first_urgent_end_after_s = min(urgent_ends) - decision if urgent_ends else None
         heard_entities.setdefault(actor_id, row)  # an actor split into two entities counts once
     result.entities = list(heard_entities.values())
+    result.urgent_earcon_after_s = [p.earcon_s - p.decided_s for p in played if p.urgent and p.earcon_s is not None]
     approaching = [a for a in actors if not a.is_distractor and a.first_frame_within(APPROACH_RADIUS_M) is not None]
     result.approaches = len(approaching)
     result.approaches_alerted_before = sum(
@@ -249,6 +251,7 @@ def _summary(clips: list[ClipHeard], decisions_total: int) -> dict:
         "approaches_alerted_before_1_5m": sum(c.approaches_alerted_before for c in clips),
         "alerted_approaches": len(rows),
         "earcon_after_decision_s": stats([e.earcon_after_s for e in rows if e.earcon_after_s is not None]),
+        "urgent_earcon_after_its_decision_s": stats([d for c in clips for d in c.urgent_earcon_after_s]),
         "direction_onset_after_decision_s": stats([e.direction_onset_after_s for e in rows
                                                    if e.direction_onset_after_s is not None]),
         "direction_heard_after_decision_s": stats([e.direction_heard_after_s for e in heard]),

@@ -41,6 +41,7 @@ class Played:
     text: str
     entity_id: str
     urgent: bool
+    decided_s: float  # when the loop decided it
     taken_s: float  # when the worker took it from the queue
     earcon_s: float | None  # absolute onset of the earcon
     direction_onset_s: float | None  # absolute first audible sample of the spoken direction
@@ -104,7 +105,8 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
         heard = {entity for entity, at in audio.heard_at_s.items() if at + extra <= played_s + 1e-9}
         queue.finished(utterance, heard)
         played.append(Played(
-            text=utterance.text, entity_id=utterance.entity_id, urgent=utterance.urgent, taken_s=taken,
+            text=utterance.text, entity_id=utterance.entity_id, urgent=utterance.urgent,
+            decided_s=utterance.frame_read_at, taken_s=taken,
             earcon_s=overlay_at.get(id(utterance), None if audio.earcon_s is None else start),
             direction_onset_s=None if audio.direction_onset_s is None or audio.direction_onset_s + extra > played_s
             else start + extra + audio.direction_onset_s,

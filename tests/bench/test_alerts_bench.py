@@ -28,6 +28,7 @@ def test_an_approach_is_heard_in_time(tmp_path):
                       played)
     (thief,) = [e for e in clip.entities if e.actor_id == "perpetrator"]
     assert thief.earcon_after_s < thief.direction_onset_after_s < thief.direction_heard_after_s < 1.5
+    assert clip.urgent_earcon_after_s and all(delay >= 0 for delay in clip.urgent_earcon_after_s)
     heard_s = thief.decision_s + thief.direction_heard_after_s
     assert thief.heard_before_within == (heard_s < thief.within_s)
     truth = scenario.actor("perpetrator")
