@@ -10,9 +10,10 @@ Timing model of one utterance taken from the queue at time `now`:
   earcon to the player before synthesising speech);
 - speech follows the earcon; if synthesis took longer than the earcon lasts, it starts later
   by the difference;
-- an urgent utterance arriving during calmer speech sounds its earcon over it within one 20 ms
-  chunk (the worker's write granularity) plus the earcon's compute time, and cuts the calmer
-  speech once its direction phrase is over; the queue learns which directions were heard.
+- an urgent utterance arriving during speech sounds its earcon over it within one 20 ms chunk
+  (the worker's write granularity) plus the earcon's compute time; calmer speech is then cut
+  once its direction phrase is over (urgent speech is not); the queue learns which directions
+  were heard.
 Compute times are measured here (label them "loaded machine"); the output latency of a real
 device is a parameter, not a measurement.
 """
@@ -90,17 +91,21 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
         # Speech waits for synthesis when the earcon is shorter than synthesis took.
         extra = max(0.0, audio.render_ms / 1000.0 - ready - audio.speech_start_s)
         natural_end = start + extra + audio.end_s
-        interrupted = arrive_until(natural_end, stop_on_interrupt=True)
-        urgent = queue.interrupting
-        if interrupted is not None and urgent is not None and urgent.yaw is not None and config.earcons:
-            began = time.perf_counter()
-            earcon_samples(urgent.yaw, synth.sample_rate, True, config)
-            compute = time.perf_counter() - began
-            urgent.earcon_played = True
-            overlay_at[id(urgent)] = interrupted + CUT_GRANULARITY_S + compute + output_latency_s
-        # The worker never cuts inside the direction phrase in progress (edge/speech.py).
         protect = start + extra + audio.heard_at_s.get(utterance.entity_id, 0.0)
-        cut_at = None if interrupted is None else max(interrupted + CUT_GRANULARITY_S, protect)
+        cut_at = None
+        while (interrupted := arrive_until(natural_end, stop_on_interrupt=True)) is not None:
+            urgent = queue.interrupting
+            if urgent is not None and urgent.yaw is not None and config.earcons and not urgent.earcon_played:
+                began = time.perf_counter()
+                earcon_samples(urgent.yaw, synth.sample_rate, True, config)
+                urgent.earcon_played = True
+                overlay_at[id(urgent)] = (interrupted + CUT_GRANULARITY_S + time.perf_counter() - began
+                                          + output_latency_s)
+            if queue.cut_current:
+                # The worker never cuts inside the direction phrase in progress (edge/speech.py).
+                cut_at = max(interrupted + CUT_GRANULARITY_S, protect)
+                break
+            queue.interrupt.clear()  # urgent over urgent: its earcon only, the speech goes on
         played_s = (cut_at if cut_at is not None else natural_end) - start
         heard = {entity for entity, at in audio.heard_at_s.items() if at + extra <= played_s + 1e-9}
         queue.finished(utterance, heard)

@@ -301,12 +301,12 @@ class SpeechQueue:
     - Order: an entity the wearer has not heard yet comes before any repeat, so every direction
       is said once before one is said twice; then the nearest time to contact (urgent ones with
       none count as now), then risk, then the oldest.
-    - An urgent utterance interrupts a calmer one being spoken (`interrupt` is set; the worker
-      sounds the urgent earcon over it at once, lets the direction phrase in progress finish,
-      then cuts), and never discards a direction the wearer has not heard: the worker reports
-      how far it got (`finished`), and a direction that was cut anyway (a carried one) is carried
-      into the next utterance ("Also 2 o'clock person!"). Pending calmer utterances wait their
-      turn instead of being cleared.
+    - An urgent utterance arriving during speech sets `interrupt`: the worker sounds its earcon
+      over the speech at once; calmer speech is then cut once the direction phrase in progress
+      is over (urgent speech is not cut). An interruption never discards a direction the wearer
+      has not heard: the worker reports how far it got (`finished`), and a direction that was cut
+      anyway (a carried one) is carried into the next utterance ("Also 2 o'clock person!").
+      Pending calmer utterances wait their turn instead of being cleared.
     - A newer alert about an entity replaces its pending one; an escalation ("Closer, two
       metres.") becomes the full sentence if the wearer never heard that entity.
     - Stale: an utterance waiting past `stale_after_s` since its frame is dropped unspoken.
@@ -319,6 +319,7 @@ class SpeechQueue:
         self._cond = threading.Condition()
         self.interrupt = threading.Event()  # set when an urgent utterance should cut current speech
         self.interrupting: Utterance | None = None  # the urgent utterance that set it
+        self.cut_current = False  # whether it cuts the current speech (calmer) or only sounds its earcon
         self.current: Utterance | None = None  # being spoken (set by `get`, cleared by `finished`)
         self._heard: OrderedDict[str, None] = OrderedDict()
         self.dropped_stale = 0
@@ -346,8 +347,9 @@ class SpeechQueue:
                 self._pending.remove(old)
             self.replaced += len(same)
             current = self.current
-            if utterance.urgent and current is not None and not current.urgent:
-                self.interrupting = utterance
+            if utterance.urgent and current is not None:
+                # Its earcon sounds at once either way; only calmer speech is cut for it.
+                self.interrupting, self.cut_current = utterance, not current.urgent
                 self.interrupt.set()
             self._pending.append(utterance)
             accepted = True
@@ -383,7 +385,7 @@ class SpeechQueue:
                 best.text, best.direction, best.full = best.full, best.where, None
             self.current = best
             self.interrupt.clear()
-            self.interrupting = None
+            self.interrupting, self.cut_current = None, False
             return best
 
     def finished(self, utterance: Utterance, heard: set[str], *, cut: bool = True) -> None:

@@ -384,7 +384,7 @@ class Speaker:
                 if not self.queue.interrupt.is_set():
                     return False
                 self._overlay_earcon(self.queue.interrupting)
-                return time.perf_counter() >= protect_until
+                return self.queue.cut_current and time.perf_counter() >= protect_until
 
             # Small writes: the pipe blocks while the player is ahead, so an interruption is seen
             # within one chunk (~20 ms of audio), not after the whole sentence was buffered.

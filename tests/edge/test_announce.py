@@ -174,7 +174,7 @@ def test_queue_urgent_interrupts_calmer_speech_but_keeps_pending_directions():
     speaking = queue.get()
     assert speaking.entity_id == "e1" and not queue.interrupt.is_set()
     queue.put(_threat("e3", 180.0, 0.4, urgent=True, risk=0.95))
-    assert queue.interrupt.is_set(), "calmer speech in progress must be cut"
+    assert queue.interrupt.is_set() and queue.cut_current, "calmer speech in progress must be cut"
     queue.finished(speaking, heard=set())  # cut before its direction was over
     urgent = queue.get()
     assert urgent.entity_id == "e3"
@@ -208,7 +208,8 @@ def test_urgent_does_not_cut_urgent():
     queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.9))
     queue.get()
     queue.put(_threat("e2", -60.0, 0.3, urgent=True, risk=0.95))
-    assert not queue.interrupt.is_set()
+    assert queue.interrupt.is_set() and queue.interrupting.entity_id == "e2", "its earcon sounds at once"
+    assert not queue.cut_current, "but urgent speech is not cut"
 
 
 def test_several_threats_nearest_time_to_contact_first():
