@@ -18,6 +18,7 @@ _COMMAND_MODULES: list[str] = [
     "vigil360.bench.synthetic_cli",
     "vigil360.bench.score_cli",
     "vigil360.bench.reflex_bench",
+    "vigil360.bench.alerts_bench",
     "vigil360.bench.loop_bench",
     "vigil360.bench.serve_load",
     "vigil360.bench.latency",

@@ -1,38 +1,65 @@
-"""Deciding what to say: spoken-ready sentences, and when (cooldown, escalation, stale, interrupt).
+"""Deciding what to say and in which order: short, direction-first wording, and the queue rules.
 
-Sentences are who + what + whom + where: "Person in a red top and blue trousers approaching
-you fast, 5 o'clock, two metres." Wording follows assistive practice: clock directions or
-plain left/right/behind words by setting, distances in words a listener takes in at once,
+The wearer needs *where* before anything else: every form starts with the direction.
+- Urgent: direction + what, at most 5 words and 1.2 s of audio ("7 o'clock person!").
+- Normal: direction, who (appearance), what, distance, at most 3 s ("5 o'clock, person in red
+  coming at two metres."); verbose adds the distance's spread and keeps full descriptions.
+- Escalation of an entity the wearer already heard: only what changed ("Closer, two metres.";
+  "Now 4 o'clock, two metres."). If the wearer never heard the entity (the first alert was
+  dropped or cut), the queue says the normal form instead.
+Durations were measured on the shipped espeak-ng voice (tests/edge/test_alert_audio.py): each
+comma costs ~0.25 s and each word ~0.3 s, which is why descriptions are compact here. Wording
+follows assistive practice: clock directions or plain side words by setting, distances in words,
 nothing about age or looks beyond clothing colours.
 
 Two rules objects:
 - `AlertGate` (loop thread): an entity is announced once, then not again within the cooldown
   unless its risk escalates or it becomes urgent.
-- `SpeechQueue` (between the loop and the speech worker): the highest-risk fresh utterance is
-  spoken next; an urgent one clears what is pending and interrupts speech in progress; an
-  utterance that waited past `stale_after_s` since its frame is dropped unspoken.
+- `SpeechQueue` (between the loop and the speech worker): see its docstring.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from vigil360.config import SpeechConfig
-from vigil360.edge.geometry import clock_hour, side_words
+from vigil360.edge.geometry import clock_hour, wrap_yaw
 
 _NUMBER_WORDS = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen",
 )
-# Reflex reasons are physics; say them as motion relative to the wearer.
+# Reflex reasons are physics; say them as motion relative to the wearer, in as few syllables as
+# carry the meaning (the direction and distance around them already say "you").
 _REFLEX_MOTION = {
+    "approaching fast": "coming",
+    "close behind you": "close",
+    "crossing in front": "crossing",
+    "passing close at speed": "passing",
+}
+# Verbose users get the longer phrases.
+_REFLEX_MOTION_VERBOSE = {
     "approaching fast": "approaching you fast",
     "close behind you": "staying close to you",
     "crossing in front": "crossing in front of you",
     "passing close at speed": "passing close to you at speed",
 }
+# One short noun per label for the urgent form; unknown labels use their last word.
+_SHORT_NOUN = {
+    "person": "person", "moving object": "object", "small object": "object", "vehicle": "vehicle",
+    "bicycle": "bike", "cyclist": "bike", "car": "car", "ball": "ball",
+}
+# Eight compact sectors of 45 degrees, from ahead clockwise (the "words" direction style).
+_SECTORS = ("ahead", "front right", "right", "back right", "behind", "back left", "left", "front left")
+# Descriptions longer than this (VLM captions) are cut in the normal form to keep it within 3 s.
+_MAX_WHO_WORDS = 5
+# Beyond this the normal form leaves the distance out: at walking speeds it changes nothing the
+# wearer does yet, and "eight metres" costs half a second of a 3 s budget.
+_SAY_DISTANCE_WITHIN_M = 6.5
 
 
 def distance_words(metres: float | None) -> str | None:
@@ -51,6 +78,16 @@ def distance_words(metres: float | None) -> str | None:
     return f"{_NUMBER_WORDS[whole]} metre{'s' if whole != 1 else ''}"
 
 
+def short_distance_words(metres: float | None) -> str | None:
+    """'close' within reach, whole metres up to `_SAY_DISTANCE_WITHIN_M`, else None (left out)."""
+    if metres is None or not math.isfinite(metres) or metres > _SAY_DISTANCE_WITHIN_M:
+        return None
+    if metres < 1.25:
+        return "close"
+    whole = int(round(metres))
+    return f"{_NUMBER_WORDS[whole]} metre{'s' if whole != 1 else ''}"
+
+
 def spread_words(sigma_m: float) -> str:
     """An uncertainty in words, never finer than half a metre."""
     if sigma_m <= 0.75:
@@ -60,34 +97,128 @@ def spread_words(sigma_m: float) -> str:
 
 
 def direction_words(yaw: float, style: str) -> str:
+    """'7 o'clock' (clock style) or one of eight compact sectors: 'back left', 'ahead'..."""
     if style == "clock":
         return f"{int(clock_hour(yaw))} o'clock"
-    return side_words(yaw)
+    return _SECTORS[int(((float(wrap_yaw(yaw)) + 22.5) % 360.0) // 45.0)]
 
 
-def motion_phrase(reason: str, whom: str = "you") -> str:
+def motion_phrase(reason: str, whom: str = "you", verbose: bool = False) -> str:
     """What the entity does, with whom it concerns when that is not the wearer."""
-    phrase = _REFLEX_MOTION.get(reason, reason)
+    phrase = (_REFLEX_MOTION_VERBOSE if verbose else _REFLEX_MOTION).get(reason, reason)
     if whom not in ("", "you"):
         phrase = f"{phrase} near {whom}" if phrase else f"near {whom}"
     return phrase
 
 
+def short_noun(label: str) -> str:
+    label = (label or "").strip().lower()
+    if label in _SHORT_NOUN:
+        return _SHORT_NOUN[label]
+    words = label.split()
+    return _SHORT_NOUN.get(words[-1], words[-1]) if words else "object"
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _cap_words(text: str, limit: int) -> str:
+    words = text.split()
+    if words and words[0].lower() in ("a", "an", "the"):
+        words = words[1:]
+    return " ".join(words[:limit])
+
+
+def urgent_sentence(*, label: str, yaw: float, directions: str = "clock") -> str:
+    """Direction + what, no comma (a comma costs a quarter second): "7 o'clock person!"."""
+    return f"{_capitalise(direction_words(yaw, directions))} {short_noun(label)}!"
+
+
 def compose_sentence(*, who: str, label: str, motion: str, yaw: float, distance_m: float | None,
                      distance_sigma_m: float | None = None, verbosity: str = "normal",
                      directions: str = "clock") -> str:
-    """One spoken-ready sentence; minimal keeps what + where, verbose adds the distance's spread."""
+    """The full alert, direction first: minimal is where + what, normal adds who and the distance
+    (compact: at most 3 s of audio), verbose keeps long descriptions and the distance's spread."""
     where = direction_words(yaw, directions)
-    subject = (label if verbosity == "minimal" else who) or label or "something"
-    parts = [f"{subject} {motion}".strip(), where]
-    if verbosity != "minimal":
+    if verbosity == "minimal":
+        return f"{_capitalise(where)}, {f'{label} {motion}'.strip() or 'something'}."
+    subject = (who or label or "something") if verbosity == "verbose" else _cap_words(who or label or "something",
+                                                                                    _MAX_WHO_WORDS)
+    what = f"{subject} {motion}".strip()
+    if verbosity == "verbose":
         distance = distance_words(distance_m)
-        if distance is not None:
-            if verbosity == "verbose" and distance_sigma_m is not None and distance not in ("very close", "far away"):
-                distance = f"{distance}, give or take {spread_words(distance_sigma_m)}"
-            parts.append(distance)
-    sentence = ", ".join(parts)
-    return sentence[0].upper() + sentence[1:] + "."
+        if distance is not None and distance_sigma_m is not None and distance not in ("very close", "far away"):
+            distance = f"{distance}, give or take {spread_words(distance_sigma_m)}"
+        return _capitalise(", ".join([where, what] + ([distance] if distance else []))) + "."
+    # "at two metres" instead of ", two metres": a word is cheaper than a comma's pause.
+    distance = short_distance_words(distance_m)
+    if distance == "close":
+        what += ", close"
+    elif distance is not None:
+        what += f" at {distance}"
+    return _capitalise(f"{where}, {what}") + "."
+
+
+def escalation_sentence(*, yaw: float, distance_m: float | None, last_yaw: float, last_distance_m: float | None,
+                        directions: str = "clock") -> str:
+    """Only what changed since the wearer last heard about this entity."""
+    where = direction_words(yaw, directions)
+    moved = where != direction_words(last_yaw, directions)
+    distance = short_distance_words(distance_m)
+    closer = (distance is not None and last_distance_m is not None and math.isfinite(last_distance_m)
+              and distance_m is not None and distance_m <= last_distance_m - 0.5)
+    if moved:
+        return f"Now {where}" + (f", {distance}." if distance else ".")
+    if closer:
+        return "Close now." if distance == "close" else f"Closer, {distance}."
+    return f"Still {where}" + (f", {distance}." if distance else ".")
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What to say about one alert, and the forms the queue may need instead.
+
+    `text` starts with `direction` (empty when an escalation does not restate it); `short` is the
+    urgent form, used to carry a direction an interruption cut; `full` (escalations only) is said
+    instead when the wearer never heard this entity.
+    """
+
+    text: str
+    direction: str
+    where: str
+    short: str
+    full: str | None = None
+
+
+class Wordsmith:
+    """Per-entity wording: full form first, then only what changed; urgent alerts in the short form."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, tuple[float, float | None]] = {}  # entity -> (yaw, distance) last worded
+
+    def word(self, entity_id: str, *, who: str, label: str, motion: str, yaw: float, distance_m: float | None,
+             distance_sigma_m: float | None, urgent: bool, config: SpeechConfig) -> Wording:
+        directions = config.directions
+        full = compose_sentence(who=who, label=label, motion=motion, yaw=yaw, distance_m=distance_m,
+                                distance_sigma_m=distance_sigma_m, verbosity=config.verbosity, directions=directions)
+        short = urgent_sentence(label=label, yaw=yaw, directions=directions)
+        where = _capitalise(direction_words(yaw, directions))
+        last = self._said.get(entity_id)
+        self._said[entity_id] = (yaw, distance_m)
+        if urgent:
+            return Wording(short, where, where, short)
+        if last is None or config.verbosity == "verbose":
+            return Wording(full, where, where, short)
+        text = escalation_sentence(yaw=yaw, distance_m=distance_m, last_yaw=last[0], last_distance_m=last[1],
+                                   directions=directions)
+        # "Closer, two metres." restates no direction (the stereo image and earcon carry it).
+        direction = "" if text.startswith(("Closer", "Close now")) else text.split(",")[0].rstrip(".")
+        return Wording(text, direction, where, short, full)
+
+    def forget(self, entity_ids: set[str]) -> None:
+        for entity_id in entity_ids:
+            self._said.pop(entity_id, None)
 
 
 @dataclass
@@ -126,6 +257,16 @@ class AlertGate:
             del self._last[entity_id]
 
 
+@dataclass(frozen=True)
+class Carried:
+    """A direction an interruption cut before the wearer heard it, said after the new alert."""
+
+    entity_id: str
+    text: str  # "Also 2 o'clock person."
+    yaw: float | None
+    direction: str
+
+
 @dataclass(order=False)
 class Utterance:
     text: str
@@ -134,10 +275,42 @@ class Utterance:
     urgent: bool = False
     frame_read_at: float = field(default_factory=time.perf_counter)  # perf_counter of the frame
     alert: object | None = None  # the AlertEvent it voices, for the record
+    yaw: float | None = None  # where it comes from (stereo rendering); None: no direction
+    direction: str = ""  # the direction phrase `text` starts with ("" when it restates none)
+    where: str = ""  # the plain direction ("7 o'clock"), which `full` and `short` start with
+    short: str = ""  # the urgent form: what is carried if an interruption cuts this one
+    full: str | None = None  # said instead of `text` if the wearer never heard this entity
+    time_to_contact_s: float | None = None  # orders several threats: nearest first
+    carried: list[Carried] = field(default_factory=list)
+    earcon_played: bool = False  # its earcon already sounded over the speech it interrupts
+
+    def carry(self) -> Carried:
+        short = self.short or self.text
+        where = self.where or self.direction
+        return Carried(self.entity_id, f"Also {short[:1].lower()}{short[1:]}", self.yaw,
+                       f"Also {where[:1].lower()}{where[1:]}" if where else "")
+
+
+# Entities whose direction the wearer heard, remembered for so many entities (bounded memory).
+_HEARD_MEMORY = 1024
 
 
 class SpeechQueue:
-    """Bounded priority queue of utterances with the stale, replace and interrupt rules."""
+    """Bounded queue of utterances between the loop and the speech worker.
+
+    - Order: an entity the wearer has not heard yet comes before any repeat, so every direction
+      is said once before one is said twice; then the nearest time to contact (urgent ones with
+      none count as now), then risk, then the oldest.
+    - An urgent utterance arriving during speech sets `interrupt`: the worker sounds its earcon
+      over the speech at once; calmer speech is then cut once the direction phrase in progress
+      is over (urgent speech is not cut). An interruption never discards a direction the wearer
+      has not heard: the worker reports how far it got (`finished`), and a direction that was cut
+      anyway (a carried one) is carried into the next utterance ("Also 2 o'clock person!").
+      Pending calmer utterances wait their turn instead of being cleared.
+    - A newer alert about an entity replaces its pending one; an escalation ("Closer, two
+      metres.") becomes the full sentence if the wearer never heard that entity.
+    - Stale: an utterance waiting past `stale_after_s` since its frame is dropped unspoken.
+    """
 
     def __init__(self, config: SpeechConfig, clock=time.perf_counter) -> None:
         self.config = config
@@ -145,26 +318,43 @@ class SpeechQueue:
         self._pending: list[Utterance] = []
         self._cond = threading.Condition()
         self.interrupt = threading.Event()  # set when an urgent utterance should cut current speech
+        self.interrupting: Utterance | None = None  # the urgent utterance that set it
+        self.cut_current = False  # whether it cuts the current speech (calmer) or only sounds its earcon
+        self.current: Utterance | None = None  # being spoken (set by `get`, cleared by `finished`)
+        self._heard: OrderedDict[str, None] = OrderedDict()
         self.dropped_stale = 0
         self.dropped_full = 0
         self.replaced = 0
+        self.carried = 0
+
+    def heard(self, entity_id: str) -> bool:
+        with self._cond:
+            return entity_id in self._heard
+
+    def _priority(self, utterance: Utterance) -> tuple:
+        ttc = utterance.time_to_contact_s
+        if ttc is None:
+            ttc = 0.0 if utterance.urgent else math.inf
+        return (utterance.entity_id in self._heard, ttc, not utterance.urgent, -utterance.risk,
+                utterance.frame_read_at)
 
     def put(self, utterance: Utterance) -> bool:
         """Queue it; False when it was dropped at once (queue full of more important speech)."""
         with self._cond:
-            before = len(self._pending)
-            self._pending = [u for u in self._pending if u.entity_id != utterance.entity_id]
-            self.replaced += before - len(self._pending)  # the newer alert about an entity wins
-            if utterance.urgent:
-                # Interrupt-and-clear: an urgent alert goes first; pending calmer speech is dropped.
-                calmer = [u for u in self._pending if not u.urgent]
-                self.dropped_full += len(calmer)
-                self._pending = [u for u in self._pending if u.urgent]
+            same = [u for u in self._pending if u.entity_id == utterance.entity_id]
+            for old in same:  # the newer alert about an entity wins, keeping what it carried
+                utterance.carried.extend(c for c in old.carried if c not in utterance.carried)
+                self._pending.remove(old)
+            self.replaced += len(same)
+            current = self.current
+            if utterance.urgent and current is not None:
+                # Its earcon sounds at once either way; only calmer speech is cut for it.
+                self.interrupting, self.cut_current = utterance, not current.urgent
                 self.interrupt.set()
             self._pending.append(utterance)
             accepted = True
             if len(self._pending) > self.config.queue_size:
-                lowest = min(self._pending, key=lambda u: (u.urgent, u.risk, -u.frame_read_at))
+                lowest = max(self._pending, key=self._priority)
                 self._pending.remove(lowest)
                 self.dropped_full += 1
                 accepted = lowest is not utterance
@@ -178,7 +368,10 @@ class SpeechQueue:
         self._pending = fresh
 
     def get(self, timeout: float | None = None) -> Utterance | None:
-        """The most important fresh utterance (urgent first, then risk, then oldest), or None."""
+        """The next utterance to speak (see the class docstring for the order), or None.
+
+        It becomes `current` until `finished` is called; its text is already resolved (the full
+        form for an entity the wearer has not heard)."""
         with self._cond:
             self._drop_stale()
             if not self._pending and timeout:
@@ -186,9 +379,45 @@ class SpeechQueue:
                 self._drop_stale()
             if not self._pending:
                 return None
-            best = max(self._pending, key=lambda u: (u.urgent, u.risk, -u.frame_read_at))
+            best = min(self._pending, key=self._priority)
             self._pending.remove(best)
+            if best.full is not None and best.entity_id not in self._heard:
+                best.text, best.direction, best.full = best.full, best.where, None
+            self.current = best
+            self.interrupt.clear()
+            self.interrupting, self.cut_current = None, False
             return best
+
+    def finished(self, utterance: Utterance, heard: set[str], *, cut: bool = True) -> None:
+        """The worker is done with `utterance`; `heard` holds the entities whose direction was played
+        to its end. A direction it carried (or its own) that was cut goes on with the next one.
+        `cut=False` (it failed: the worker counts and reports that) carries nothing: retrying a
+        failing utterance would only fail again."""
+        with self._cond:
+            if self.current is utterance:
+                self.current = None
+            for entity_id in heard:
+                self._heard[entity_id] = None
+                self._heard.move_to_end(entity_id)
+            while len(self._heard) > _HEARD_MEMORY:
+                self._heard.popitem(last=False)
+            unheard = [c for c in [utterance.carry(), *utterance.carried] if c.entity_id not in heard]
+            utterance.carried = [c for c in utterance.carried if c.entity_id not in heard]
+            if not unheard or not cut:
+                return
+            self._drop_stale()
+            if self._pending:
+                target = min(self._pending, key=self._priority)
+                for carried in unheard:
+                    if carried.entity_id == target.entity_id or carried in target.carried:
+                        continue
+                    target.carried.append(carried)
+                    self.carried += 1
+            elif utterance.entity_id not in heard:
+                # Nothing waiting: the cut utterance itself goes back (the stale rule still applies).
+                self._pending.append(utterance)
+                self.carried += 1
+            self._cond.notify()
 
     def pending(self) -> int:
         with self._cond:

@@ -37,6 +37,7 @@ from vigil360.edge.run_summary import LoopState, LoopStatus, RunSummary, summari
 from vigil360.edge.source import Frame, FrameSource
 from vigil360.errors import UserError
 from vigil360.records import describe_validation_error
+from vigil360.schema import Alert
 
 __all__ = ["RUNTIME_SETTINGS", "EdgeLoop", "LoopMode", "LoopStatus", "RunSummary"]
 
@@ -48,7 +49,7 @@ LoopMode = Literal["realtime", "offline"]
 # Settings a running loop accepts from `update_settings`; everything else needs a restart.
 RUNTIME_SETTINGS: dict[str, set[str]] = {
     "speech": {"enabled", "muted", "verbosity", "directions", "min_risk", "cooldown_s", "escalation",
-               "urgent_risk", "stale_after_s"},
+               "urgent_risk", "stale_after_s", "spatial", "earcons", "ducking_db"},
     "loop": {"track_event_every", "stats_period_s", "preview_max_hz"},
 }
 
@@ -80,7 +81,7 @@ class EdgeLoop:
         self.perception = perception
         self.speech_queue: SpeechQueue = speaker.queue if speaker is not None else SpeechQueue(self.settings.speech)
         self.entities = EntityRegistry()
-        self.policy = AlertPolicy(self.settings.speech)
+        self.policy = AlertPolicy(self.settings.speech, self.settings.reflex.personal_zone_m)
         self.fusion = ModelFusion(lambda: self.settings, self.timer, source.fps, self.entities, self.policy,
                                   mask_tracker=mask_tracker, grounder=grounder, captioner=captioner,
                                   synchronous=mode == "offline", now=self._now)
@@ -169,7 +170,7 @@ class EdgeLoop:
         """Say the last alert again (speech permitting) and return it."""
         alert = self.policy.last
         if alert is not None and self._speaking():
-            self.speech_queue.put(Utterance(alert.sentence, alert.entity_id, alert.risk, alert=alert))
+            self.speech_queue.put(Utterance(alert.sentence, alert.entity_id, alert.risk, alert=alert, yaw=alert.yaw))
         return alert
 
     def latest_preview_jpeg(self, max_width: int = 960) -> bytes | None:
@@ -247,6 +248,8 @@ class EdgeLoop:
         with self.timer.stage("decide"):
             live, retired = self.entities.update(tracks, frame.index, self.fusion.vlm_recent_frames())
             self.fusion.retire(retired)
+            self.policy.retire(retired)
+            self.policy.observe(tracks, self.entities)
             self.policy.forget(live, self._now(frame))
             self._collect_models(frame)
             for entity, request in self.policy.reflex_due(tracks, self.entities, self._now(frame)):
@@ -274,7 +277,7 @@ class EdgeLoop:
 
     def _alert(self, entity: Entity, frame: Frame, request: AlertRequest) -> AlertEvent:
         """Make one alert and deliver it: record, events, speech, and a caption request."""
-        alert, first = self.policy.make(entity, frame, request)
+        alert, first, wording = self.policy.make(entity, frame, request)
         if request.tier == "reflex":
             self.latency.add((time.perf_counter() - frame.read_at) * 1000.0)
         if self.recorder is not None:
@@ -282,21 +285,32 @@ class EdgeLoop:
                 entity.entity_id, entity.role, label=entity.label, caption=entity.caption, sentence=alert.sentence,
                 score=alert.risk, first_alert_frame=frame.index if first else None,
             )
+            self.recorder.alert(Alert(
+                entity_id=entity.entity_id, frame=frame.index, sentence=alert.sentence, urgent=alert.urgent,
+                box=request.box, distance_m=alert.distance_m, risk=alert.risk, direction=wording.direction,
+                time_to_contact_s=request.time_to_contact_s,
+            ))
         self.sinks.emit(alert)
         if self._speaking():
-            self.speech_queue.put(Utterance(alert.sentence, entity.entity_id, alert.risk, alert.urgent,
-                                            frame.read_at, alert))
+            self.speech_queue.put(Utterance(
+                alert.sentence, entity.entity_id, alert.risk, alert.urgent, frame.read_at, alert, yaw=alert.yaw,
+                direction=wording.direction, where=wording.where, short=wording.short,
+                full=wording.full,
+                time_to_contact_s=request.time_to_contact_s,
+            ))
         if first:
             self.fusion.caption_first_alert(entity, frame, alert, request.box, request.mask_history)
         return alert
 
     def _caption_landed(self, landed: CaptionLanded) -> None:
         entity, result, sentence = landed.entity, landed.result, landed.sentence
+        self.policy.caption_landed(entity)
         if self.recorder is not None:
             self.recorder.entity(entity.entity_id, entity.role, caption=result.caption, sentence=sentence)
         if sentence is not None and self.settings.speech.verbosity == "verbose" and self._speaking():
             # Only verbose users hear the refinement; the others already heard the alert that mattered.
-            self.speech_queue.put(Utterance(sentence, entity.entity_id, entity.risk, False, time.perf_counter()))
+            self.speech_queue.put(Utterance(sentence, entity.entity_id, entity.risk, False, time.perf_counter(),
+                                            yaw=entity.box.yaw if entity.box is not None else None))
         self.sinks.emit(CaptionEvent(frame_index=result.frame_index, frame_time_s=result.frame_time_s,
                                      entity_id=entity.entity_id, caption=result.caption, sentence=sentence))
 

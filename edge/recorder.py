@@ -1,8 +1,10 @@
 """Predictions as the loop makes them: schema JSON Lines, flushed line by line.
 
 One `VideoLine` first, then an `EntityLine` when an entity is first announced (and again when
-its caption or sentence is refined: later lines replace the fields they set), and `MaskLine`s
-with its equirectangular mask and angle box per frame. `vigil360.records.iter_records` folds
+its caption or sentence is refined: later lines replace the fields they set), an `AlertLine`
+for every alert (schema 1.1, with a `MaskLine` holding the alert's box on its frame, mask or
+not, so the bench can replay what was said about where), and `MaskLine`s with its
+equirectangular mask and angle box per frame. `vigil360.records.iter_records` folds
 the file back into a `VideoRecord` (kind "prediction") that the bench scores directly; a crash
 loses nothing already written.
 """
@@ -17,7 +19,19 @@ from pycocotools import mask as coco_mask
 
 from vigil360 import masks
 from vigil360.records import JsonlWriter
-from vigil360.schema import RLE, AngleBox, Caption, EntityInfo, EntityLine, MaskLine, Role, Video, VideoLine
+from vigil360.schema import (
+    RLE,
+    Alert,
+    AlertLine,
+    AngleBox,
+    Caption,
+    EntityInfo,
+    EntityLine,
+    MaskLine,
+    Role,
+    Video,
+    VideoLine,
+)
 
 SYSTEM_NAME = "vigil360"
 
@@ -91,6 +105,7 @@ class PredictionRecorder:
         self._writer.write(VideoLine(kind="prediction", system=system, video=video))
         self._roles: dict[str, Role] = {}
         self.masks_written = 0
+        self.alerts_written = 0
 
     @property
     def entity_ids(self) -> list[str]:
@@ -114,6 +129,14 @@ class PredictionRecorder:
                              f"[{self.video.height}, {self.video.width}]")
         self._writer.write(MaskLine(video_id=self.video.video_id, entity_id=entity_id, frame=frame, rle=rle, box=box))
         self.masks_written += 1
+
+    def alert(self, alert: Alert) -> None:
+        """One alert line, and the alert's box on its frame (a track may have no mask there)."""
+        if alert.entity_id not in self._roles:
+            raise ValueError(f"alert for entity {alert.entity_id!r} before its entity line")
+        self._writer.write(AlertLine(video_id=self.video.video_id, alert=alert))
+        self.mask(alert.entity_id, alert.frame, box=alert.box)
+        self.alerts_written += 1
 
     @property
     def failure(self) -> str | None:

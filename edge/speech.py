@@ -1,8 +1,12 @@
 """Offline speech: espeak-ng synthesis in a worker thread, to WAV files or the audio device.
 
-Synthesis never runs on the loop thread. The worker takes the most important fresh utterance
-from the `SpeechQueue` (edge/announce.py), synthesises it and writes or plays it; an urgent
-alert interrupts playback in progress.
+Synthesis never runs on the loop thread. The worker takes the next utterance from the
+`SpeechQueue` (edge/announce.py), renders it with `alert_audio.render_alert` (earcon, speech,
+stereo direction; espeak-ng's word events say when each direction has been heard) and writes
+it to a WAV file or streams it to the device, the earcon first, before the speech is even
+synthesised. An urgent alert sounds its earcon over calmer speech at once and cuts that speech
+once its direction phrase is over; the worker tells the queue which directions were heard, so a
+direction that was cut is carried on, never dropped.
 
 Backends: the espeak-ng library bundled by `espeakng-loader`, driven through ctypes (~6 ms a
 sentence), or Debian's `espeak-ng` program. If neither works the error says so: speech is
@@ -11,6 +15,7 @@ never silently missing while the wearer believes it is on.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import os
@@ -22,12 +27,14 @@ import time
 import wave
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil360.config import SpeechConfig
+from vigil360.edge.alert_audio import earcon_samples, render_alert
 from vigil360.edge.announce import SpeechQueue, Utterance
 from vigil360.edge.profiling import Samples
 from vigil360.errors import UserError
@@ -36,7 +43,22 @@ from vigil360.errors import UserError
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_CHARS_UTF8 = 1
 _ESPEAK_RATE = 1
+_ESPEAK_EVENT_WORD = 1
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+class _EspeakEvent(ctypes.Structure):
+    """espeak_EVENT (speak_lib.h); the list a callback receives ends with type 0."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_void_p)]
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    text_position: int  # 0-based index of the word's first character in the text
+    start_s: float  # where the word starts in the audio
 
 
 class Synthesizer:
@@ -47,6 +69,10 @@ class Synthesizer:
 
     def synthesize(self, text: str) -> np.ndarray:
         raise TypeError(f"{type(self).__name__} cannot synthesise")
+
+    def synthesize_timed(self, text: str) -> tuple[np.ndarray, list[WordTiming] | None]:
+        """Samples and, where the engine reports them, where each word starts (else None)."""
+        return self.synthesize(text), None
 
 
 class EspeakLibrary(Synthesizer):
@@ -59,6 +85,7 @@ class EspeakLibrary(Synthesizer):
     def __init__(self, voice: str = "en", rate_wpm: int = 175) -> None:
         self._lib, self.sample_rate = self._load()
         self._chunks: list[np.ndarray] = []
+        self._words: list[WordTiming] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # kept referenced: ctypes must not free it
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -88,21 +115,33 @@ class EspeakLibrary(Synthesizer):
                 cls._initialised = (lib, rate)
             return cls._initialised
 
-    def _collect(self, samples, count, _events) -> int:
+    def _collect(self, samples, count, events) -> int:
         if count > 0 and samples:
             self._chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
+        if events:
+            event = ctypes.cast(events, ctypes.POINTER(_EspeakEvent))
+            i = 0
+            while event[i].type != 0:
+                if event[i].type == _ESPEAK_EVENT_WORD:
+                    # text_position counts characters from 1; audio_position is ms from the start.
+                    self._words.append(WordTiming(event[i].text_position - 1, event[i].audio_position / 1000.0))
+                i += 1
         return 0
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize_timed(self, text: str) -> tuple[np.ndarray, list[WordTiming]]:
         data = text.encode("utf-8") + b"\0"
         with self._lock:
-            self._chunks = []
+            self._chunks, self._words = [], []
             self._lib.espeak_SetSynthCallback(self._callback)
             status = self._lib.espeak_Synth(data, len(data), 0, 0, 0, _ESPEAK_CHARS_UTF8, None, None)
             chunks, self._chunks = self._chunks, []
+            words, self._words = self._words, []
         if status != 0:
             raise RuntimeError(f"espeak_Synth failed with status {status}")
-        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), words
+
+    def synthesize(self, text: str) -> np.ndarray:
+        return self.synthesize_timed(text)[0]
 
 
 class EspeakProgram(Synthesizer):
@@ -145,22 +184,30 @@ def build_synthesizer(config: SpeechConfig, announce: Callable[[str], None] = pr
         return synth
 
 
+def _wav_bytes(samples: np.ndarray, sample_rate: int, out: str | io.BytesIO) -> None:
+    """int16 samples, (N,) mono or (N, 2) stereo (interleaved left, right)."""
+    samples = np.asarray(samples, dtype=np.int16)
+    with wave.open(out, "wb") as handle:
+        handle.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
+        handle.setsampwidth(2)
+        handle.setframerate(sample_rate)
+        handle.writeframes(np.ascontiguousarray(samples).tobytes())
+
+
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with wave.open(str(tmp), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+    _wav_bytes(samples, sample_rate, str(tmp))
     os.replace(tmp, path)
 
 
 def read_wav(source: str | Path | io.BytesIO) -> tuple[np.ndarray, int]:
+    """(samples, rate): int16, (N,) for mono files and (N, channels) otherwise."""
     with wave.open(source if isinstance(source, io.BytesIO) else str(source), "rb") as handle:
-        frames = handle.readframes(handle.getnframes())
-        return np.frombuffer(frames, dtype=np.int16), handle.getframerate()
+        frames = np.frombuffer(handle.readframes(handle.getnframes()), dtype=np.int16)
+        channels = handle.getnchannels()
+        return (frames if channels == 1 else frames.reshape(-1, channels)), handle.getframerate()
 
 
 def audio_device_available() -> bool:
@@ -218,6 +265,7 @@ class Speaker:
         self._dead: str | None = None
         self._tell = announce
         self._stop = threading.Event()
+        self._tick = threading.Event()  # never set: a poll interval while playback runs
         self._player: subprocess.Popen | None = None
         self._thread = threading.Thread(target=self._run, name="vigil360-speech", daemon=True)
 
@@ -282,38 +330,99 @@ class Speaker:
                             dead=dead, last_errors=list(self.errors)[-3:])
 
     def _speak(self, utterance: Utterance) -> None:
-        samples = self.synth.synthesize(utterance.text)
-        path = None
-        if self.output == "wav":
-            assert self.wav_dir is not None
-            path = self.wav_dir / f"{self.spoken_count + 1:04d}_{utterance.entity_id}_{_slug(utterance.text)}.wav"
-            write_wav(path, samples, self.synth.sample_rate)
-        self._done(utterance, path)
-        if self.output == "device":
-            self._play(samples)
+        heard: set[str] = set()
+        failed = True
+        try:
+            if self.output == "device":
+                audio, played = self._play(utterance)
+            else:
+                audio = render_alert(utterance, self.synth, self.config)
+                assert self.wav_dir is not None
+                path = self.wav_dir / f"{self.spoken_count + 1:04d}_{utterance.entity_id}_{_slug(utterance.text)}.wav"
+                write_wav(path, audio.samples, audio.sample_rate)
+                self._done(utterance, path)
+                played = audio.duration_s
+            heard = {entity for entity, at in audio.heard_at_s.items() if at <= played}
+            failed = False
+        finally:
+            # The queue learns which directions the wearer heard; a cut one is carried on (a failed
+            # utterance is counted and reported by `_serve`, not retried).
+            self.queue.finished(utterance, heard, cut=not failed)
 
     def _done(self, utterance: Utterance, path: Path | None) -> None:
         self.latency.add((time.perf_counter() - utterance.frame_read_at) * 1000.0)
         self.spoken.append((utterance, path))
         self.spoken_count += 1
 
-    def _play(self, samples: np.ndarray) -> None:
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(self.synth.sample_rate)
-            out.writeframes(samples.astype(np.int16).tobytes())
-        self.queue.interrupt.clear()
-        self._player = subprocess.Popen(["aplay", "-q", "-"], stdin=subprocess.PIPE)
-        assert self._player.stdin is not None
-        self._player.stdin.write(buffer.getvalue())
-        self._player.stdin.close()
-        while self._player.poll() is None:
-            if self.queue.interrupt.wait(0.02):
-                self._player.terminate()
-                break
-        self._player.wait()
+    def _play(self, utterance: Utterance):
+        """Play on the device: the earcon starts before the speech is synthesised (raw PCM streams
+        into the player). Returns the audio and the seconds played before the end or a cut."""
+        rate = self.synth.sample_rate
+        channels = 2 if self.config.spatial == "stereo" else 1
+        player = subprocess.Popen(["aplay", "-q", "-t", "raw", "-f", "S16_LE", "-c", str(channels), "-r", str(rate)],
+                                  stdin=subprocess.PIPE)
+        self._player = player
+        assert player.stdin is not None
+        started = time.perf_counter()
+        written = 0
+
+        def write(samples: np.ndarray) -> None:
+            nonlocal written
+            player.stdin.write(np.ascontiguousarray(samples, dtype=np.int16).tobytes())
+            player.stdin.flush()
+            written += len(samples)
+
+        cut = False
+        try:
+            audio = render_alert(utterance, self.synth, self.config, on_earcon=write)
+            self._done(utterance, None)
+            # An urgent alert's earcon sounds at once over calmer speech; the speech is cut once
+            # its direction phrase is over (a direction lasts at most ~0.8 s), never inside it.
+            protect_until = started + audio.heard_at_s.get(utterance.entity_id, 0.0)
+
+            def may_cut() -> bool:
+                if not self.queue.interrupt.is_set():
+                    return False
+                self._overlay_earcon(self.queue.interrupting)
+                return self.queue.cut_current and time.perf_counter() >= protect_until
+
+            # Small writes: the pipe blocks while the player is ahead, so an interruption is seen
+            # within one chunk (~20 ms of audio), not after the whole sentence was buffered.
+            chunk = max(1, rate // 50)
+            while written < len(audio.samples) and not cut:
+                cut = may_cut()
+                if not cut:
+                    write(audio.samples[written:written + chunk])
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                player.stdin.close()
+        played = len(audio.samples) / rate
+        while not cut and player.poll() is None:
+            cut = may_cut()
+            if not cut:
+                self._tick.wait(0.01)
+        if cut:
+            played = time.perf_counter() - started
+            player.terminate()
+        player.wait()
+        return audio, played
+
+    def _overlay_earcon(self, urgent: Utterance | None) -> None:
+        """The urgent alert's earcon, on a second player stream (the device mixes them)."""
+        if urgent is None or urgent.earcon_played or urgent.yaw is None or not self.config.earcons:
+            return
+        urgent.earcon_played = True
+        samples = earcon_samples(urgent.yaw, self.synth.sample_rate, True, self.config)
+        channels = 1 if samples.ndim == 1 else samples.shape[1]
+        command = ["aplay", "-q", "-t", "raw", "-f", "S16_LE", "-c", str(channels), "-r", str(self.synth.sample_rate)]
+
+        def play() -> None:  # off the worker thread: the speech being finished keeps streaming
+            try:
+                subprocess.run(command, input=np.ascontiguousarray(samples).tobytes(), timeout=5, check=False)
+            except (OSError, subprocess.SubprocessError) as error:
+                self.errors.append(f"earcon: {error}")
+
+        threading.Thread(target=play, name="vigil360-earcon", daemon=True).start()
 
     def close(self, drain_s: float = 5.0) -> None:
         """Finish what is queued (up to `drain_s`), then stop the worker."""

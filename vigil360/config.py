@@ -72,9 +72,11 @@ class ReflexConfig(Section):
     )
     min_hits: int = Field(3, ge=1, description="matched frames before a track is reported")
     settle_s: float = Field(
-        2.0, ge=0, description="no flags in the first seconds after switching on: the bootstrap second, "
-                               "then a second in which whoever was half-absorbed into the seed "
-                               "background still merges with what it left behind",
+        0.0, ge=0, description="extra seconds without flags after switching on; 0 (default): none. The "
+                               "background model's own warm-up is the bootstrap (no proposals meanwhile), "
+                               "and every risk rule already needs 12 observations whose motion agrees, so "
+                               "an entity whose approach is certain is alerted from the first second on "
+                               "(a blanket 2 s window made the first 2 s of every run blind)",
     )
     confirm_frames: int = Field(
         4, ge=1, description="consecutive frames at or above the threshold before a track is flagged "
@@ -194,6 +196,18 @@ class SpeechConfig(Section):
                                "about where someone was 2 s ago misleads more than it helps",
     )
     queue_size: int = Field(4, ge=1, le=64, description="pending alerts kept; the lowest-risk is dropped beyond it")
+    spatial: Literal["off", "stereo"] = Field(
+        "stereo", description="stereo: each alert (earcon and speech) comes from its direction on headphones "
+                              "(interaural time and level differences, head shadow); off: plain mono",
+    )
+    earcons: bool = Field(
+        True, description="a short tone before each alert: rising for ahead, falling and lower for behind "
+                          "(stereo alone confuses front and back); urgent alerts get three pulses",
+    )
+    ducking_db: float = Field(
+        -6.0, ge=-30.0, le=0.0, description="level of calmer (non-urgent) alerts relative to urgent ones, dB: "
+                                            "urgent ones stand out; 0 plays both alike",
+    )
 
 
 class LoopConfig(Section):

@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from vigil360.schema import (
+    Alert,
+    AlertLine,
     Entity,
     EntityInfo,
     EntityLine,
@@ -84,7 +86,7 @@ def write_video_json(path: str | Path, record: VideoRecord) -> None:
     atomic_write_text(path, record.model_dump_json(exclude_none=True) + "\n")
 
 
-def record_to_lines(record: VideoRecord) -> Iterator[VideoLine | EntityLine | MaskLine]:
+def record_to_lines(record: VideoRecord) -> Iterator[VideoLine | EntityLine | MaskLine | AlertLine]:
     video_id = record.video.video_id
     yield VideoLine(kind=record.kind, system=record.system, video=record.video)
     for entity in record.entities:
@@ -97,6 +99,8 @@ def record_to_lines(record: VideoRecord) -> Iterator[VideoLine | EntityLine | Ma
                 rle=entity.masks.get(frame),
                 box=entity.boxes.get(frame),
             )
+    for alert in record.alerts:
+        yield AlertLine(video_id=video_id, alert=alert)
 
 
 class JsonlWriter:
@@ -114,7 +118,7 @@ class JsonlWriter:
         self._size = os.fstat(self._handle.fileno()).st_size
         self._fsync = fsync
 
-    def write(self, line: VideoLine | EntityLine | MaskLine) -> None:
+    def write(self, line: VideoLine | EntityLine | MaskLine | AlertLine) -> None:
         data = (line.model_dump_json(exclude_none=True) + "\n").encode("utf-8")
         view = memoryview(data)
         try:
@@ -159,6 +163,7 @@ class _Folder:
         self.infos: dict[str, dict[str, Any]] = {}
         self.masks: dict[str, dict[int, Any]] = {}
         self.boxes: dict[str, dict[int, Any]] = {}
+        self.alerts: list[Alert] = []
 
     def add_entity(self, line: EntityLine) -> None:
         eid = line.entity.entity_id
@@ -182,6 +187,11 @@ class _Folder:
         if line.box is not None:
             self.boxes[line.entity_id][line.frame] = line.box
 
+    def add_alert(self, line: AlertLine, where: str) -> None:
+        if line.alert.entity_id not in self.infos:
+            raise RecordError(f"{where}: alert for entity {line.alert.entity_id!r} before its entity line")
+        self.alerts.append(line.alert)
+
     def build(self, where: str) -> VideoRecord:
         entities = [
             Entity(**EntityInfo(**info).model_dump(), masks=self.masks[eid], boxes=self.boxes[eid])
@@ -194,6 +204,7 @@ class _Folder:
                 system=self.header.system,
                 video=self.header.video,
                 entities=entities,
+                alerts=self.alerts,
             )
         except ValidationError as error:
             raise RecordError(describe_validation_error(error, where)) from None
@@ -261,6 +272,8 @@ def _iter_jsonl(
                 )
             if isinstance(line, EntityLine):
                 current.add_entity(line)
+            elif isinstance(line, AlertLine):
+                current.add_alert(line, where)
             else:
                 current.add_mask(line, where)
     if current is not None:

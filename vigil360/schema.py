@@ -1,7 +1,7 @@
 """One schema for ground truth and predictions (documented in docs/schema.md).
 
 Everything that crosses a boundary between edge, models and bench is one of these models.
-Storage is JSON Lines: each line is a `VideoLine`, `EntityLine` or `MaskLine`, so a running
+Storage is JSON Lines: each line is a `VideoLine`, `EntityLine`, `MaskLine` or (1.1) `AlertLine`, so a running
 loop can append and flush as it goes and a crash loses nothing already written. A reader
 folds the lines of one video into a `VideoRecord`. A single `VideoRecord` may also be
 stored as one `.json` file (written atomically).
@@ -17,7 +17,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# Versions this code reads: 1.1 added `alert` lines (and `VideoRecord.alerts`); nothing was removed.
+READABLE_VERSIONS: tuple[str, ...] = ("1.0", "1.1")
 
 Role = Literal["perpetrator", "victim", "target", "related"]
 ROLES: tuple[Role, ...] = ("perpetrator", "victim", "target", "related")
@@ -186,6 +188,26 @@ class Entity(EntityInfo):
         return EntityInfo(**self.model_dump(exclude={"masks", "boxes"}))
 
 
+class Alert(_Strict):
+    """One alert as it was decided (predictions, schema 1.1): what was to be said, about what."""
+
+    entity_id: str = Field(min_length=1)
+    frame: int = Field(ge=0, description="frame of the decision")
+    sentence: str = Field(description="the text queued for speech")
+    urgent: bool = False
+    box: AngleBox = Field(description="where the entity was when the alert was decided")
+    distance_m: float | None = Field(default=None, ge=0, description="estimated distance; None when unknown")
+    risk: float | None = Field(default=None, ge=0, le=1)
+    direction: str = Field(default="", description="the direction phrase the sentence starts with ('' if none)")
+    time_to_contact_s: float | None = Field(default=None, ge=0, description="estimated, orders the speech queue")
+
+
+def _check_version(version: str) -> str:
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"schema_version {version!r} is not one this code reads ({', '.join(READABLE_VERSIONS)})")
+    return version
+
+
 class VideoRecord(_Strict):
     """One video with its entities: the unit that is scored."""
 
@@ -194,6 +216,12 @@ class VideoRecord(_Strict):
     system: str | None = Field(default=None, description="which system produced a prediction")
     video: Video
     entities: list[Entity] = Field(default_factory=list)
+    alerts: list[Alert] = Field(default_factory=list, description="predictions: every alert, in order (1.1)")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, version: str) -> str:
+        return _check_version(version)
 
     @model_validator(mode="after")
     def _consistent(self) -> VideoRecord:
@@ -222,6 +250,9 @@ class VideoRecord(_Strict):
                 if outside:
                     raise ValueError(f"entities[{index}]: masks on frames {outside[:5]} that are not among the "
                                      "video's annotated_frames")
+        for index, alert in enumerate(self.alerts):
+            if alert.entity_id not in seen:
+                raise ValueError(f"alerts[{index}]: entity {alert.entity_id!r} is not among the entities")
         return self
 
 
@@ -234,6 +265,11 @@ class VideoLine(_Strict):
     kind: RecordKind
     system: str | None = None
     video: Video
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, version: str) -> str:
+        return _check_version(version)
 
 
 class EntityLine(_Strict):
@@ -253,4 +289,12 @@ class MaskLine(_Strict):
     box: AngleBox | None = None
 
 
-Line = Annotated[VideoLine | EntityLine | MaskLine, Field(discriminator="record")]
+class AlertLine(_Strict):
+    """One alert (schema 1.1); the entity's line comes first."""
+
+    record: Literal["alert"] = "alert"
+    video_id: str
+    alert: Alert
+
+
+Line = Annotated[VideoLine | EntityLine | MaskLine | AlertLine, Field(discriminator="record")]

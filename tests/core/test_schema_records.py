@@ -157,3 +157,65 @@ def test_mask_iou_matches_hand_computation():
     b[2:6, 0:5] = True  # 20 px, overlap 10
     assert masks.iou(masks.encode(a), masks.encode(b)) == pytest.approx(10 / 30)
     assert np.array_equal(masks.decode(masks.encode(a)), a)
+
+
+def _alert_record() -> VideoRecord:
+    from vigil360.schema import Alert
+
+    record = _record()
+    box = AngleBox(yaw=-170.0, pitch=-4.0, width=9.0, height=25.0)
+    record.alerts = [
+        Alert(entity_id="actor0", frame=3, sentence="7 o'clock, person in red coming.", box=box, distance_m=5.0,
+              risk=0.6, direction="7 o'clock", time_to_contact_s=2.5),
+        Alert(entity_id="actor0", frame=8, sentence="6 o'clock person!", urgent=True, box=box, distance_m=1.9),
+    ]
+    return record
+
+
+def test_alert_lines_round_trip_in_json_and_jsonl(tmp_path):
+    record = _alert_record()
+    write_jsonl(tmp_path / "a.jsonl", [record])
+    write_video_json(tmp_path / "a.json", record)
+    assert '"record":"alert"' in (tmp_path / "a.jsonl").read_text()
+    for name in ("a.jsonl", "a.json"):
+        (back,) = iter_records(tmp_path / name)
+        assert back.alerts == record.alerts and back.schema_version == "1.1"
+
+
+def test_schema_1_0_files_are_still_read(tmp_path):
+    """A file written before alert lines existed (schema 1.0, no alerts) reads as before."""
+    record = _record()
+    lines = [json.loads(line) for line in _jsonl_text(record).splitlines()]
+    lines[0]["schema_version"] = "1.0"
+    (tmp_path / "old.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    document = json.loads(record.model_dump_json(exclude_none=True))
+    document["schema_version"] = "1.0"
+    del document["alerts"]
+    (tmp_path / "old.json").write_text(json.dumps(document))
+    for name in ("old.jsonl", "old.json"):
+        (back,) = iter_records(tmp_path / name)
+        assert back.schema_version == "1.0" and back.alerts == [] and back.entities == record.entities
+
+
+def test_unknown_schema_version_is_refused_with_its_name(tmp_path):
+    document = json.loads(_record().model_dump_json(exclude_none=True))
+    document["schema_version"] = "2.0"
+    (tmp_path / "new.json").write_text(json.dumps(document))
+    with pytest.raises(RecordError, match="2.0"):
+        list(iter_records(tmp_path / "new.json"))
+
+
+def test_alert_before_its_entity_is_refused(tmp_path):
+    record = _alert_record()
+    lines = _jsonl_text(record).splitlines()
+    alert_line = next(line for line in lines if '"record":"alert"' in line)
+    reordered = [lines[0], alert_line] + [line for line in lines[1:] if line != alert_line]
+    (tmp_path / "bad.jsonl").write_text("\n".join(reordered) + "\n")
+    with pytest.raises(RecordError, match="bad.jsonl:2: alert for entity 'actor0' before its entity line"):
+        list(iter_records(tmp_path / "bad.jsonl"))
+
+
+def _jsonl_text(record: VideoRecord) -> str:
+    from vigil360.records import record_to_lines
+
+    return "".join(line.model_dump_json(exclude_none=True) + "\n" for line in record_to_lines(record))

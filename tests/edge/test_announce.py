@@ -9,10 +9,13 @@ from vigil360.edge.announce import (
     AlertGate,
     SpeechQueue,
     Utterance,
+    Wordsmith,
     compose_sentence,
     distance_words,
     motion_phrase,
+    urgent_sentence,
 )
+from vigil360.edge.geometry import clock_hour
 
 
 @pytest.mark.parametrize(
@@ -36,23 +39,19 @@ def test_distance_words(metres, words):
 @pytest.mark.parametrize(
     ("verbosity", "directions", "yaw", "expected"),
     [
-        ("normal", "clock", 150.0, "Person in a red jacket approaching you fast, 5 o'clock, one metre."),
-        ("minimal", "clock", 150.0, "Person approaching you fast, 5 o'clock."),
-        ("normal", "words", -179.0, "Person in a red jacket approaching you fast, behind you, one metre."),
-        ("normal", "words", -90.0, "Person in a red jacket approaching you fast, on your left, one metre."),
-        (
-            "verbose",
-            "clock",
-            0.0,
-            "Person in a red jacket approaching you fast, 12 o'clock, one metre, give or take half a metre.",
-        ),
+        ("normal", "clock", 150.0, "5 o'clock, person in red coming, close."),
+        ("minimal", "clock", 150.0, "5 o'clock, person coming."),
+        ("normal", "words", -179.0, "Behind, person in red coming, close."),
+        ("normal", "words", -90.0, "Left, person in red coming, close."),
+        ("normal", "words", -135.0, "Back left, person in red coming, close."),
+        ("verbose", "clock", 0.0, "12 o'clock, person in red coming, one metre, give or take half a metre."),
     ],
 )
-def test_compose_sentence(verbosity, directions, yaw, expected):
+def test_compose_sentence_leads_with_where(verbosity, directions, yaw, expected):
     sentence = compose_sentence(
-        who="person in a red jacket",
+        who="person in red",
         label="person",
-        motion="approaching you fast",
+        motion="coming",
         yaw=yaw,
         distance_m=1.1,
         distance_sigma_m=0.2,
@@ -62,8 +61,50 @@ def test_compose_sentence(verbosity, directions, yaw, expected):
     assert sentence == expected
 
 
+def test_normal_form_cuts_long_descriptions_verbose_keeps_them():
+    caption = "a person in a red top riding a bicycle"
+    normal = compose_sentence(who=caption, label="person", motion="coming", yaw=0.0, distance_m=5.0)
+    assert normal == "12 o'clock, person in a red top coming at five metres."
+    verbose = compose_sentence(who=caption, label="person", motion="coming", yaw=0.0, distance_m=None,
+                               verbosity="verbose")
+    assert verbose == f"12 o'clock, {caption} coming."
+
+
+@pytest.mark.parametrize(
+    ("label", "yaw", "directions", "expected"),
+    [
+        ("person", -150.0, "clock", "7 o'clock person!"),
+        ("vehicle", 90.0, "clock", "3 o'clock vehicle!"),
+        ("moving object", 180.0, "words", "Behind object!"),
+        ("red bicycle", -45.0, "words", "Front left bike!"),
+    ],
+)
+def test_urgent_sentence_is_direction_and_what(label, yaw, directions, expected):
+    sentence = urgent_sentence(label=label, yaw=yaw, directions=directions)
+    assert sentence == expected
+    assert len(sentence.split()) <= 5
+
+
+def test_escalation_says_only_what_changed():
+    smith = Wordsmith()
+    config = SpeechConfig()
+    kwargs = dict(who="person in red", label="person", motion="coming", distance_sigma_m=0.3, config=config)
+    first = smith.word("e1", yaw=150.0, distance_m=6.0, urgent=False, **kwargs)
+    assert first.text == "5 o'clock, person in red coming at six metres." and first.direction == "5 o'clock"
+    closer = smith.word("e1", yaw=152.0, distance_m=2.2, urgent=False, **kwargs)
+    assert closer.text == "Closer, two metres." and closer.direction == ""
+    assert closer.full == "5 o'clock, person in red coming at two metres.", "said instead if e1 was never heard"
+    moved = smith.word("e1", yaw=120.0, distance_m=2.0, urgent=False, **kwargs)
+    assert moved.text == "Now 4 o'clock, two metres." and moved.direction == "Now 4 o'clock"
+    urgent = smith.word("e1", yaw=120.0, distance_m=1.0, urgent=True, **kwargs)
+    assert urgent.text == "4 o'clock person!" and urgent.direction == "4 o'clock"
+    other = smith.word("e2", yaw=-90.0, distance_m=3.0, urgent=False, **kwargs)
+    assert other.text.startswith("9 o'clock, "), "another entity starts with its full form"
+
+
 def test_motion_phrase_names_whom_when_it_is_not_the_wearer():
-    assert motion_phrase("approaching fast") == "approaching you fast"
+    assert motion_phrase("approaching fast") == "coming"
+    assert motion_phrase("approaching fast", verbose=True) == "approaching you fast"
     assert (
         motion_phrase("reaching toward a bag", whom="the person on your left")
         == "reaching toward a bag near the person on your left"
@@ -117,16 +158,95 @@ def test_queue_speaks_highest_risk_first_and_drops_stale():
     assert queue.dropped_stale == 1
 
 
-def test_queue_urgent_interrupts_and_clears_calmer_speech():
-    clock = _Clock()
-    queue = SpeechQueue(SpeechConfig(), clock=clock)
-    queue.put(_utterance("e1", 0.6, 100.0))
-    queue.put(_utterance("e2", 0.7, 100.0))
-    assert not queue.interrupt.is_set()
-    queue.put(_utterance("e3", 0.95, 100.0, urgent=True))
-    assert queue.interrupt.is_set(), "speech in progress must be cut"
-    assert queue.pending() == 1 and queue.get().entity_id == "e3"
-    assert queue.dropped_full == 2
+def _threat(entity: str, yaw: float, ttc: float | None, *, urgent: bool = False, risk: float = 0.7,
+            read_at: float = 100.0) -> Utterance:
+    where = f"{int(clock_hour(yaw))} o'clock"
+    short = f"{where} person!"
+    text = short if urgent else f"{where}, person in red coming, four metres."
+    return Utterance(text, entity, risk, urgent, read_at, yaw=yaw, direction=where, where=where, short=short,
+                     time_to_contact_s=ttc)
+
+
+def test_queue_urgent_interrupts_calmer_speech_but_keeps_pending_directions():
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    queue.put(_threat("e1", 60.0, 2.5))
+    queue.put(_threat("e2", -60.0, 2.8))
+    speaking = queue.get()
+    assert speaking.entity_id == "e1" and not queue.interrupt.is_set()
+    queue.put(_threat("e3", 180.0, 0.4, urgent=True, risk=0.95))
+    assert queue.interrupt.is_set() and queue.cut_current, "calmer speech in progress must be cut"
+    queue.finished(speaking, heard=set())  # cut before its direction was over
+    urgent = queue.get()
+    assert urgent.entity_id == "e3"
+    assert [c.entity_id for c in urgent.carried] == ["e1"], "the cut direction rides on the urgent one"
+    assert urgent.carried[0].text == "Also 2 o'clock person!" and urgent.carried[0].direction == "Also 2 o'clock"
+    queue.finished(urgent, heard={"e3", "e1"})
+    assert queue.get().entity_id == "e2", "a pending direction is not cleared by the interruption"
+    assert queue.dropped_full == 0 and queue.carried == 1
+
+
+def test_interruption_after_the_direction_carries_nothing():
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    queue.put(_threat("e1", 60.0, 2.5))
+    speaking = queue.get()
+    queue.put(_threat("e3", 180.0, 0.4, urgent=True, risk=0.95))
+    queue.finished(speaking, heard={"e1"})  # cut after "2 o'clock" was heard
+    assert queue.get().carried == []
+    assert queue.heard("e1")
+
+
+def test_cut_with_nothing_pending_requeues_the_cut_utterance():
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    queue.put(_threat("e1", 60.0, 2.5))
+    speaking = queue.get()
+    queue.finished(speaking, heard=set())
+    assert queue.get() is speaking
+
+
+def test_urgent_does_not_cut_urgent():
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.9))
+    queue.get()
+    queue.put(_threat("e2", -60.0, 0.3, urgent=True, risk=0.95))
+    assert queue.interrupt.is_set() and queue.interrupting.entity_id == "e2", "its earcon sounds at once"
+    assert not queue.cut_current, "but urgent speech is not cut"
+
+
+def test_several_threats_nearest_time_to_contact_first():
+    queue = SpeechQueue(SpeechConfig(queue_size=8), clock=_Clock())
+    queue.put(_threat("far", 30.0, 2.9, risk=0.9))
+    queue.put(_threat("unknown", 90.0, None, risk=0.95))
+    queue.put(_threat("near", -120.0, 0.8, risk=0.6))
+    queue.put(_threat("mid", 150.0, 1.6, risk=0.7))
+    order = []
+    while (utterance := queue.get()) is not None:
+        order.append(utterance.entity_id)
+        queue.finished(utterance, heard={utterance.entity_id})
+    assert order == ["near", "mid", "far", "unknown"]
+
+
+def test_each_direction_once_before_any_repeat():
+    queue = SpeechQueue(SpeechConfig(queue_size=8), clock=_Clock())
+    queue.put(_threat("e1", 60.0, 1.0))
+    first = queue.get()
+    queue.finished(first, heard={"e1"})
+    queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.95))  # e1 again, nearer and urgent
+    queue.put(_threat("e2", -90.0, 2.5))  # e2 never heard
+    assert queue.get().entity_id == "e2", "e2's direction is said once before e1's is repeated"
+    assert queue.get().entity_id == "e1"
+
+
+def test_escalation_of_an_unheard_entity_is_said_in_full():
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    full = "2 o'clock, person in red coming, two metres."
+    queue.put(Utterance("Closer, two metres.", "e1", 0.7, False, 100.0, yaw=60.0, direction="",
+                        where="2 o'clock", short="2 o'clock person!", full=full))
+    spoken = queue.get()
+    assert spoken.text == full and spoken.direction == "2 o'clock"
+    queue.finished(spoken, heard={"e1"})
+    queue.put(Utterance("Closer, one metre.", "e1", 0.75, False, 100.0, yaw=60.0, direction="",
+                        where="2 o'clock", short="2 o'clock person!", full=full))
+    assert queue.get().text == "Closer, one metre.", "heard before: the change alone"
 
 
 def test_queue_newer_alert_replaces_pending_one_for_same_entity():

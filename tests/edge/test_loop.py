@@ -37,7 +37,7 @@ def _write_avi(path, frames, fps: float = 15.0):
 @pytest.fixture(scope="module")
 def theft_clip(synthetic_clip_factory):
     """The shared theft scene (a thief approaches from behind across the seam), 5 s long: the reflex
-    tier stays silent while it settles (its first 1.5 s), and the approach comes after."""
+    tier seeds its background in the first second, and the approach comes after."""
     return synthetic_clip_factory(kind="stealing", seed=7, cross_seam=True, bystanders=1, duration_s=5.0)
 
 
@@ -75,8 +75,13 @@ def test_loop_alerts_speaks_and_records_valid_predictions(theft_video, tmp_path)
     assert summary.alerts == len(alerts) and summary.frames == 75
     assert any(isinstance(e, StatsEvent) for e in events) and any(isinstance(e, TrackEvent) for e in events)
     first = alerts[0]
-    assert first.sentence.endswith(".") and "o'clock" in first.sentence
+    assert first.sentence.endswith((".", "!")) and first.sentence.startswith(f"{first.clock_hour} o'clock"), \
+        "direction first"
     (record,) = iter_records(tmp_path / "predictions.jsonl")
+    assert [(a.entity_id, a.frame, a.sentence, a.urgent) for a in record.alerts] == [
+        (a.entity_id, a.frame_index, a.sentence, a.urgent) for a in alerts], "every alert is a record line"
+    boxes = {(e.entity_id, frame) for e in record.entities for frame in e.boxes}
+    assert all((a.entity_id, a.frame) in boxes for a in record.alerts), "each alert's box is recorded"
     assert record.kind == "prediction" and record.system == "vigil360"
     by_id = {e.entity_id: e for e in record.entities}
     assert {a.entity_id for a in alerts} == set(by_id)
@@ -244,6 +249,12 @@ def test_runtime_controls(theft_video, tmp_path):
     with pytest.raises(UserError, match="unknown section 'nope'"):
         loop.update_settings({"nope": {}})
     assert loop.update_settings({}).speech.verbosity == "minimal", "an empty patch reads the settings"
+    sound = loop.update_settings({"speech": {"spatial": "off", "earcons": False, "ducking_db": -12.0}}).speech
+    assert (speaker.config.spatial, speaker.config.earcons, speaker.config.ducking_db) == ("off", False, -12.0)
+    with pytest.raises(UserError, match="speech.ducking_db"):
+        loop.update_settings({"speech": {"ducking_db": -40.0}})
+    assert sound.spatial == "off"
+    loop.update_settings({"speech": {"spatial": "stereo", "earcons": True}})
     stop = threading.Event()
     loop.add_sink(lambda event: stop.set() if isinstance(event, AlertEvent) else None)
     summary = loop.run(stop)
@@ -292,7 +303,7 @@ def test_vlm_names_what_motion_cannot_see_with_one_id(tmp_path):
     assert len(alerts) == 1, "re-grounding the same entity neither re-announces nor renames it"
     (alert,) = alerts
     assert alert.tier == "vlm" and alert.role == "perpetrator" and alert.clock_hour == 12
-    assert alert.sentence == "Person acting suspiciously, 12 o'clock."
+    assert alert.sentence == "12 o'clock, person acting suspiciously.", "direction first"
     (record,) = iter_records(tmp_path / "predictions.jsonl")
     assert [e.entity_id for e in record.entities] == [alert.entity_id]
 

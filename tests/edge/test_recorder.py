@@ -92,3 +92,27 @@ def test_upsampled_rle_of_a_seam_crossing_mask(size):
     assert tuple(rle.size) == (size[1], size[0])
     full = masks.decode(rle)
     assert full[:, 0].any() and full[:, -1].any(), "both sides of the seam"
+
+
+def test_every_alert_is_a_line_with_its_box_even_without_a_mask(tmp_path):
+    from vigil360.schema import Alert
+
+    recorder = PredictionRecorder(tmp_path / "p.jsonl", _video())
+    recorder.entity("e1", "perpetrator", label="person", sentence="5 o'clock, person in red coming.",
+                    first_alert_frame=2)
+    box2, box7 = AngleBox(yaw=150.0, pitch=-5.0, width=8.0, height=20.0), AngleBox(yaw=160.0, pitch=-6.0,
+                                                                                   width=12.0, height=30.0)
+    recorder.alert(Alert(entity_id="e1", frame=2, sentence="5 o'clock, person in red coming.", box=box2,
+                         distance_m=4.0, risk=0.6, direction="5 o'clock", time_to_contact_s=2.1))
+    recorder.alert(Alert(entity_id="e1", frame=7, sentence="6 o'clock person!", urgent=True, box=box7,
+                         distance_m=1.6, risk=0.9, direction="6 o'clock", time_to_contact_s=0.1))
+    with pytest.raises(ValueError, match="before its entity line"):
+        recorder.alert(Alert(entity_id="e9", frame=7, sentence="x", box=box7))
+    recorder.close()
+    (record,) = iter_records(tmp_path / "p.jsonl")
+    assert record.schema_version == "1.1"
+    assert [(a.frame, a.urgent, a.sentence) for a in record.alerts] == [
+        (2, False, "5 o'clock, person in red coming."), (7, True, "6 o'clock person!")]
+    assert record.alerts[1].distance_m == pytest.approx(1.6) and record.alerts[1].box == box7
+    (entity,) = record.entities
+    assert entity.boxes == {2: box2, 7: box7} and entity.masks == {}, "the alert's box, no mask"

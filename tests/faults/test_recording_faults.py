@@ -49,7 +49,7 @@ def test_file_size_limit_mid_run_keeps_alerting_and_writes_everything_else(blank
     assert 0 < len(data) <= FILE_SIZE_LIMIT and data.endswith(b"\n"), "no torn last line"
     (record,) = iter_records(predictions)
     assert 1 <= len(record.entities) < 6, "the file holds the entities recorded before the disk filled"
-    printed_alerts = [line for line in done.stdout.splitlines() if "approaching you fast" in line]
+    printed_alerts = [line for line in done.stdout.splitlines() if "(reflex, risk" in line]
     assert len(printed_alerts) == 6
 
 

@@ -97,6 +97,9 @@ def test_a_crash_outside_an_utterance_restarts_the_worker(tmp_path):
     speaker.queue.get = get_once_broken
     speaker.start()
     _say(speaker, synth, 1)
+    # The worker may already be waiting in the real `get` when it is replaced: wait for the crash
+    # itself rather than race `close` against the worker's next turn.
+    assert crashed.wait(timeout=30)
     speaker.close(drain_s=10.0)
     health = speaker.health()
     assert (health.restarts, health.spoken, health.dead) == (1, 1, None)

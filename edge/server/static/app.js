@@ -176,6 +176,8 @@
     const show = (id, value) => { if (document.activeElement !== el(id)) el(id).value = value; };
     show("verbosity", speech.verbosity);
     show("directions", speech.directions);
+    show("spatial", speech.spatial);
+    if (document.activeElement !== el("earcons")) el("earcons").checked = speech.earcons;
     show("sensitivity", speech.min_risk);
     el("sensitivity-value").textContent = Number(el("sensitivity").value).toFixed(2);
   }
@@ -218,6 +220,10 @@
     "Verbosity " + e.target.value + "."));
   el("directions").addEventListener("change", (e) => changeSpeech({ directions: e.target.value },
     "Directions in " + (e.target.value === "clock" ? "clock hours." : "words.")));
+  el("spatial").addEventListener("change", (e) => changeSpeech({ spatial: e.target.value },
+    e.target.value === "stereo" ? "Alerts come from their direction." : "Alerts in plain sound."));
+  el("earcons").addEventListener("change", (e) => changeSpeech({ earcons: e.target.checked },
+    e.target.checked ? "Alert tones on." : "Alert tones off."));
   el("sensitivity").addEventListener("input", (e) => {
     el("sensitivity-value").textContent = Number(e.target.value).toFixed(2);
   });

@@ -1,0 +1,36 @@
+"""`vigil360 bench alerts` end to end on one small approach clip: the loop's utterances, played
+in simulated time with real espeak-ng audio, and the figures the bench derives from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil360.bench.alerts_bench import _actors, run_loop, score_clip
+from vigil360.bench.speech_sim import simulate
+from vigil360.bench.synthetic import ScenarioSpec, ground_truth, iter_frames
+from vigil360.config import Settings
+from vigil360.edge.speech import build_synthesizer
+
+
+@pytest.mark.slow
+def test_an_approach_is_heard_in_time(tmp_path):
+    spec = ScenarioSpec(kind="stealing", seed=7, width=480, height=240, duration_s=5.0, cross_seam=True, bystanders=0)
+    settings = Settings()
+    synth = build_synthesizer(settings.speech)
+    _, scenario = ground_truth(spec)
+    decisions, record, looks = run_loop(iter_frames(spec), spec.fps, spec.width, spec.height, spec.video_id,
+                                        settings, tmp_path, synth)
+    assert decisions and record.schema_version == "1.1"
+    assert [(a.entity_id, a.frame) for a in record.alerts] == [
+        (d.utterance.entity_id, round(d.time_s * spec.fps)) for d in decisions], "one alert line per utterance"
+    played, queue = simulate(decisions, synth, settings.speech)
+    clip = score_clip(spec.video_id, spec.kind, spec.fps, spec.num_frames, _actors(scenario), decisions, record,
+                      played)
+    (thief,) = [e for e in clip.entities if e.actor_id == "perpetrator"]
+    assert thief.earcon_after_s < thief.direction_onset_after_s < thief.direction_heard_after_s < 1.5
+    assert clip.urgent_earcon_after_s and all(delay >= 0 for delay in clip.urgent_earcon_after_s)
+    heard_s = thief.decision_s + thief.direction_heard_after_s
+    assert thief.heard_before_within == (heard_s < thief.within_s)
+    truth = scenario.actor("perpetrator")
+    assert thief.distance_when_heard_m == truth.distance_m[truth.frames.index(round(heard_s * spec.fps))]
+    assert all(len(set(phrases)) == 1 for phrases in looks.values()), "one appearance per entity"
