@@ -1,15 +1,16 @@
 """Grid-agnostic torch wrappers around the Qwen-VL vision towers and text decoder, and their export.
 
 The towers' own forward passes derive window indices, rotary tables and attention segments from
-`image_grid_thw` with Python loops and `.tolist()`, which `torch.export` cannot follow for a
-grid it has not seen (measured: the dynamo export fails unless the grid is fixed). These wrappers run the same modules from the patch level,
-taking what depends on the grid as tensors the host computes (`models/vlm/qwen/inputs.py`):
-patch (row, col) positions, the window permutation and its inverse, and per-patch window/image
-numbers that become block-diagonal attention masks - so one graph serves every image size.
+`image_grid_thw` with Python loops and `.tolist()`, which `torch.export` cannot follow for a grid it
+has not seen (measured: the dynamo export fails unless the grid is fixed). These wrappers run the
+same modules from the patch level, taking what depends on the grid as tensors the host computes
+(`models/vlm/qwen/inputs.py`): patch (row, col) positions, the window permutation and its inverse,
+and per-patch window/image numbers that become block-diagonal attention masks - so one graph serves
+every image size.
 
-The decoder takes 3D (M-RoPE) position ids; Qwen3-VL's deepstack features enter as a dense
-[layers, 1, seq, hidden] tensor added after the first decoder layers (zeros at text positions and
-during decoding, where transformers adds nothing - adding zeros changes no bit).
+The decoder takes 3D (M-RoPE) position ids; Qwen3-VL's deepstack features enter as a dense [layers,
+1, seq, hidden] tensor added after the first decoder layers (zeros at text positions and during
+decoding, where transformers adds nothing - adding zeros changes no bit).
 """
 
 from __future__ import annotations
