@@ -1,0 +1,292 @@
+"""Ego-motion on the sphere: the camera's full rotation and its direction of travel from optical flow,
+and the residual motion a static world cannot explain (issue 12).
+
+A 360-degree frame is a sphere of bearings, so there is no field of view to lose the focus of
+expansion from. For a static point at bearing p and depth rho, a small camera motion (rotation w,
+translation T) moves the bearing by
+
+    f = p x w  -  (T - (T.p) p) / rho                                   (first order)
+
+The rotational part is the same for every depth; the translational part lies on the great circle
+through p and T (the epipolar constraint), so T . (p x (f - p x w)) = 0 for every static point
+whatever its depth. That is bilinear in w and T: fixing T it is linear in w, fixing w, T is the
+null vector of the points' constraint vectors. The fit alternates the two, with Cauchy weights so
+that movers (a minority of the points) fall out of the fit instead of dragging it.
+
+Movers are then what the fitted static world cannot explain, per pixel:
+- flow across the epipolar great circle (a person walking sideways), or backwards along it;
+- below the horizon, flow *slower* than the ground itself would give at that bearing: anything
+  static there is nearer than the ground behind it and so moves at least as fast. This is what
+  catches a thief walking behind at the wearer's own pace: their flow is ~0 while the paving at
+  their feet streams past.
+The speed scale (metres per frame) comes from the ground's own flow and the camera height, the
+only metric reference a monocular camera has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Cauchy scale: this many robust sigmas of the residuals count as "still fitting".
+_CAUCHY_SIGMAS = 2.5
+# Translational flow (robust median, radians per step) below which the camera is taken as not
+# translating (and the direction of travel is undefined): ~0.4 px at 480 px wide, above DIS flow noise.
+_MIN_PARALLAX_RAD = 5e-3
+_ITERATIONS = 8
+_LK_PAD = 24  # columns wrapped around the seam for the sparse tracks
+
+
+def bearings(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Unit vectors (x right, y up, z ahead) of equirect pixel positions (geometry's convention)."""
+    yaw = (np.asarray(x, np.float64) - width / 2.0) * (2 * np.pi / width)
+    pitch = (height / 2.0 - np.asarray(y, np.float64)) * (np.pi / height)
+    cos_p = np.cos(pitch)
+    return np.stack([cos_p * np.sin(yaw), np.sin(pitch), cos_p * np.cos(yaw)], axis=-1)
+
+
+@dataclass(frozen=True)
+class MotionFit:
+    """One step's fit. `omega` (rad): the camera turned by the rotation vector omega (camera axes:
+    x right, y up, z ahead), so yaw right = omega[1], pitch up = -omega[0], roll right-down =
+    -omega[2]. `translation`: unit direction of travel in the earlier camera frame, None when the
+    camera did not measurably translate. `parallax`: median translational flow (rad)."""
+
+    omega: np.ndarray
+    translation: np.ndarray | None
+    parallax: float
+    inlier_share: float
+
+    @property
+    def yaw_deg(self) -> float:
+        return float(np.degrees(self.omega[1]))
+
+    @property
+    def pitch_deg(self) -> float:
+        return float(-np.degrees(self.omega[0]))
+
+    @property
+    def roll_deg(self) -> float:
+        return float(-np.degrees(self.omega[2]))
+
+
+def _cauchy(residuals: np.ndarray) -> np.ndarray:
+    scale = _CAUCHY_SIGMAS * 1.4826 * float(np.median(residuals)) + 1e-9
+    return 1.0 / (1.0 + (residuals / scale) ** 2)
+
+
+def _rotation_only(p: np.ndarray, f: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least squares for f = p x w: normal matrix sum(I - p p^T), right side sum(f x p)."""
+    normal = weights.sum() * np.eye(3) - np.einsum("n,ni,nj->ij", weights, p, p)
+    rhs = (weights[:, None] * np.cross(f, p)).sum(axis=0)
+    return np.linalg.solve(normal + 1e-12 * np.eye(3), rhs)
+
+
+def fit_motion(p1: np.ndarray, p2: np.ndarray, prior_weights: np.ndarray | None = None) -> MotionFit:
+    """Rotation and direction of travel from N bearing pairs (N x 3 unit vectors, earlier -> later)."""
+    if p1.shape != p2.shape or p1.ndim != 2 or p1.shape[1] != 3:
+        raise ValueError(f"bearing pairs must both be N x 3, got {p1.shape} and {p2.shape}")
+    if p1.shape[0] < 8:
+        raise ValueError(f"ego-motion needs at least 8 bearing pairs, got {p1.shape[0]}")
+    f = p2 - p1
+    prior = np.ones(len(p1)) if prior_weights is None else np.asarray(prior_weights, np.float64)
+    # Start from a pure rotation fitted to the points near or above the horizon (far away: little parallax).
+    far = prior * (p1[:, 1] > -0.2)
+    omega = _rotation_only(p1, f, far if far.sum() >= 8 else prior)
+    for _ in range(3):
+        weights = prior * _cauchy(np.linalg.norm(f - np.cross(p1, omega), axis=1))
+        omega = _rotation_only(p1, f, weights)
+    translational = f - np.cross(p1, omega)
+    parallax = float(np.median(np.linalg.norm(translational, axis=1)))
+    if parallax < _MIN_PARALLAX_RAD:
+        inliers = float(np.mean(weights > 0.5))
+        return MotionFit(omega, None, parallax, inliers)
+    pxf = np.cross(p1, f)
+    weights = prior.copy()
+    direction = np.zeros(3)
+    for _ in range(_ITERATIONS):
+        # T: the direction most perpendicular to every point's constraint vector m = p x (f - p x w).
+        m = pxf + omega[None, :] - (p1 @ omega)[:, None] * p1
+        scatter = np.einsum("n,ni,nj->ij", weights, m, m)
+        direction = np.linalg.eigh(scatter)[1][:, 0]
+        # w given T: w . (T - (p.T) p) = -T . (p x f), one equation per point.
+        a = direction[None, :] - (p1 @ direction)[:, None] * p1
+        b = -(pxf @ direction)
+        normal = np.einsum("n,ni,nj->ij", weights, a, a)
+        omega = np.linalg.solve(normal + 1e-12 * np.eye(3), (weights * b) @ a)
+        residual = np.abs(m @ direction)
+        weights = prior * _cauchy(residual)
+    translational = f - np.cross(p1, omega)
+    # Static points move away from the focus of expansion: f_t = -(T - (T.p) p) / rho with rho > 0.
+    away = -(direction[None, :] - (p1 @ direction)[:, None] * p1)
+    if float(np.sum(weights * np.einsum("ni,ni->n", translational, away))) < 0:
+        direction = -direction
+    parallax = float(np.median(np.linalg.norm(translational, axis=1)))
+    return MotionFit(omega, direction, parallax, float(np.mean(weights > 0.5 * prior.max())))
+
+
+def _wrap(image: np.ndarray, pad: int) -> np.ndarray:
+    return np.concatenate([image[:, -pad:], image, image[:, :pad]], axis=1)
+
+
+def flow_between(previous: np.ndarray, current: np.ndarray, dis: cv2.DISOpticalFlow, pad: int = 16) -> np.ndarray:
+    """Dense flow (H x W x 2, pixels) from previous to current grey frames, seam-aware: both are padded
+    with the columns from across the seam so flow near +-180 deg sees its real neighbours."""
+    flow = dis.calc(_wrap(previous, pad), _wrap(current, pad), None)
+    return flow[:, pad:-pad]
+
+
+class SphereFlowField:
+    """Per-pixel geometry of one working resolution, computed once: bearings, and the two linear maps
+    from a small motion to pixel flow (rotation: f = p x w; unit-depth translation: f = -(I - p p^T) T),
+    each a 2 x 3 matrix per pixel so a whole flow field is one matrix-vector product."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+        p = bearings(xs, ys, width, height)
+        self.p = p.astype(np.float32)  # H x W x 3
+        cos2 = np.maximum(p[..., 0] ** 2 + p[..., 2] ** 2, 1e-6)
+        # Pixel displacement per change of bearing: d(x_px) = W/2pi (pz dpx - px dpz) / cos^2(pitch),
+        # d(y_px) = -H/pi dpy / cos(pitch).
+        to_pixels = np.zeros((height, width, 2, 3))
+        to_pixels[..., 0, 0] = width / (2 * np.pi) * p[..., 2] / cos2
+        to_pixels[..., 0, 2] = -width / (2 * np.pi) * p[..., 0] / cos2
+        to_pixels[..., 1, 1] = -height / np.pi / np.sqrt(cos2)
+        cross = np.zeros((height, width, 3, 3))  # [p]x: p x w = [p]x w
+        cross[..., 0, 1], cross[..., 0, 2] = -p[..., 2], p[..., 1]
+        cross[..., 1, 0], cross[..., 1, 2] = p[..., 2], -p[..., 0]
+        cross[..., 2, 0], cross[..., 2, 1] = -p[..., 1], p[..., 0]
+        tangent = np.eye(3) - p[..., :, None] * p[..., None, :]
+        # Stored as six contiguous planes per map: a flow field is then six scaled adds.
+        self._rotation = np.ascontiguousarray(np.moveaxis(to_pixels @ cross, (2, 3), (0, 1)), dtype=np.float32)
+        self._translation = np.ascontiguousarray(np.moveaxis(-(to_pixels @ tangent), (2, 3), (0, 1)),
+                                                 dtype=np.float32)
+
+    @staticmethod
+    def _apply(planes: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a, b, c = (np.float32(v) for v in vector)
+        return (planes[0, 0] * a + planes[0, 1] * b + planes[0, 2] * c,
+                planes[1, 0] * a + planes[1, 1] * b + planes[1, 2] * c)
+
+    def rotation_flow(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) pixel flow planes of a static world for the camera rotation omega."""
+        return self._apply(self._rotation, omega)
+
+    def translation_flow(self, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) pixel flow planes of a static point at unit depth for a unit step along `direction`."""
+        return self._apply(self._translation, direction)
+
+
+@dataclass(frozen=True)
+class Residual:
+    """Per-pixel flow the static world cannot explain (pixels per step), and the step's scale."""
+
+    magnitude: np.ndarray  # H x W float32, after the tolerance: > 0 means "moving"
+    metres_per_step: float | None  # camera travel, from the ground's flow and the camera height
+
+
+def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, camera_height_m: float,
+                    min_ground_pitch_deg: float = -20.0, tolerance_px: float = 0.6,
+                    relative_tolerance: float = 0.2) -> Residual:
+    """How far each pixel's flow is from anything a static world could do, given the fitted motion, less
+    a tolerance: `tolerance_px` for flow noise plus `relative_tolerance` of the flow the static world
+    itself has there (dense flow errs in proportion to the flow: the paving under the wearer's feet
+    moves 5-10 px per step)."""
+    rot_x, rot_y = field.rotation_flow(fit.omega)
+    dx, dy = flow[..., 0] - rot_x, flow[..., 1] - rot_y
+    rotation_size = cv2.magnitude(rot_x, rot_y)
+    if fit.translation is None:
+        tolerance = np.float32(tolerance_px) + np.float32(relative_tolerance) * rotation_size
+        return Residual(cv2.magnitude(dx, dy) - tolerance, 0.0)
+    ux, uy = field.translation_flow(fit.translation)  # static flow at 1 m depth for a 1 m step
+    norm = cv2.magnitude(ux, uy) + np.float32(1e-6)
+    ex, ey = ux / norm, uy / norm
+    along = dx * ex + dy * ey
+    across = np.abs(dx * ey - dy * ex)
+    # Ground depth along each downward ray: rho = h / (-p_y); its flow is unit / rho per metre of travel.
+    below = field.p[..., 1]
+    ground_gain = np.maximum(-below, 0.0) * np.float32(1.0 / camera_height_m) * norm
+    rows = field.height // 2 + int(round(-min_ground_pitch_deg / 180.0 * field.height))
+    ratios = along[rows:] / np.maximum(ground_gain[rows:], np.float32(1e-6))
+    scale = max(float(np.median(ratios)), 0.0) if ratios.size else 0.0
+    # A static point below the horizon is no farther than the ground behind it: it moves at least as
+    # fast as the ground would (half of it, for slack against the fit's own error).
+    too_slow = np.float32(0.5 * scale) * ground_gain - along
+    magnitude = np.maximum(np.maximum(across, -along), too_slow)
+    expected = rotation_size + np.float32(scale) * ground_gain
+    return Residual(magnitude - np.float32(tolerance_px) - np.float32(relative_tolerance) * expected, scale)
+
+
+@dataclass(frozen=True)
+class EgoStep:
+    """What the ego stage knows after one frame: the fit between this frame and the one `lag` frames
+    back, the residual motion field of that pair, and the flow itself."""
+
+    fit: MotionFit
+    residual: Residual
+    lag_frames: int
+
+
+class EgoMotion:
+    """Fits the camera's motion between each frame and the frame `lag_frames` before it.
+
+    A lag of a few frames (~0.15 s) makes slow movers measurable: a passer-by at 8 m moves well under a
+    pixel per frame at 30 fps and 480 px, but ~2 px over 0.15 s, well above DIS flow's noise."""
+
+    def __init__(self, width: int, height: int, camera_height_m: float, lag_frames: int = 1,
+                 grid_step: int = 10, max_abs_pitch_deg: float = 75.0) -> None:
+        if lag_frames < 1:
+            raise ValueError(f"lag_frames must be >= 1, got {lag_frames}")
+        self.width, self.height = width, height
+        self.camera_height_m = camera_height_m
+        self.lag_frames = lag_frames
+        self.field = SphereFlowField(width, height)
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        rows = np.arange(grid_step // 2, height, grid_step)
+        pitch = (height / 2.0 - rows) * 180.0 / height
+        rows = rows[np.abs(pitch) <= max_abs_pitch_deg]
+        cols = np.arange(grid_step // 2, width, grid_step)
+        self.grid_y, self.grid_x = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
+        self.grid_p = self.field.p[self.grid_y, self.grid_x].astype(np.float64)
+        self._history: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self._history = []
+
+    def update(self, gray: np.ndarray) -> EgoStep | None:
+        """Feed the next working-resolution grey frame; None until `lag_frames` earlier frames are known."""
+        if gray.shape != (self.height, self.width):
+            raise ValueError(f"ego-motion expects {self.height}x{self.width} grey frames, got {gray.shape}")
+        self._history.append(gray)
+        if len(self._history) <= self.lag_frames:
+            return None
+        previous = self._history.pop(0)
+        flow = flow_between(previous, gray, self.dis)
+        return EgoStep(self.fit_flow(previous, gray, flow), self._residual(flow), self.lag_frames)
+
+    def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray) -> MotionFit:
+        """Fit on sparse pyramidal Lucas-Kanade tracks of the textured grid points, seeded with the dense
+        flow: DIS is smoothed and shrinks flows by 5-15 %, which would bias pitch and roll by as much;
+        LK refines each point to a fraction of a pixel."""
+        strength = cv2.cornerMinEigenVal(previous, 5)[self.grid_y, self.grid_x]
+        weights = np.clip(strength / (np.percentile(strength, 75) + 1e-9), 0.0, 1.0)
+        keep = np.flatnonzero(weights > 0.05)
+        pad = _LK_PAD
+        start = np.stack([self.grid_x[keep] + pad, self.grid_y[keep]], axis=1).astype(np.float32)
+        guess = start + flow[self.grid_y[keep], self.grid_x[keep]]
+        tracked, status, _ = cv2.calcOpticalFlowPyrLK(
+            _wrap(previous, pad), _wrap(current, pad), start.reshape(-1, 1, 2), guess.reshape(-1, 1, 2).copy(),
+            winSize=(9, 9), maxLevel=1, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+            criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 0.01))
+        ok = status.ravel() == 1
+        tracked = tracked.reshape(-1, 2)[ok]
+        keep = keep[ok]
+        p2 = bearings(tracked[:, 0] - pad, tracked[:, 1], self.width, self.height)
+        self._fit = fit_motion(self.grid_p[keep], p2, weights[keep])
+        return self._fit
+
+    def _residual(self, flow: np.ndarray) -> Residual:
+        return residual_motion(flow, self._fit, self.field, self.camera_height_m)
