@@ -333,7 +333,7 @@ def reflex_command(
 
         speed_entities = len(ground_truth(spec)[1].actors)
         # Timed from when proposals start: the bootstrap second only buffers frames.
-        warm = min(settings.reflex.bootstrap_frames + 15, len(total_ms) - 1)
+        warm = min(int(round((settings.reflex.bootstrap_s + 0.5) * spec.fps)), len(total_ms) - 1)
         stage_ms, total_ms = stage_ms[warm:], total_ms[warm:]
     results = []
     specs = suite_specs(scenarios, seed, width=width, height=height, duration_s=duration)

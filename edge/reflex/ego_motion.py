@@ -222,27 +222,35 @@ def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, ca
 
 @dataclass(frozen=True)
 class EgoStep:
-    """What the ego stage knows after one frame: the fit between this frame and the one `lag` frames
-    back, the residual motion field of that pair, and the flow itself."""
+    """What the ego stage knows after one frame: the fit between this frame and an earlier one `dt_s`
+    before it, and the residual motion field of that pair."""
 
     fit: MotionFit
     residual: Residual
-    lag_frames: int
+    dt_s: float
+    earlier_time_s: float
+
+    @property
+    def speed_mps(self) -> float:
+        """The camera's speed over ground (0 when it did not measurably translate)."""
+        if self.fit.translation is None or not self.residual.metres_per_step:
+            return 0.0
+        return float(self.residual.metres_per_step) / self.dt_s
 
 
 class EgoMotion:
-    """Fits the camera's motion between each frame and the frame `lag_frames` before it.
+    """Fits the camera's motion between each frame and the frame about `lag_s` before it.
 
-    A lag of a few frames (~0.15 s) makes slow movers measurable: a passer-by at 8 m moves well under a
-    pixel per frame at 30 fps and 480 px, but ~2 px over 0.15 s, well above DIS flow's noise."""
+    A lag of ~0.15 s, whatever the frame rate, makes slow movers measurable: a passer-by at 8 m moves
+    well under a pixel per frame at 30 fps and 480 px, but ~2 px over 0.15 s, well above flow noise."""
 
-    def __init__(self, width: int, height: int, camera_height_m: float, lag_frames: int = 1,
+    def __init__(self, width: int, height: int, camera_height_m: float, lag_s: float = 0.15,
                  grid_step: int = 10, max_abs_pitch_deg: float = 75.0) -> None:
-        if lag_frames < 1:
-            raise ValueError(f"lag_frames must be >= 1, got {lag_frames}")
+        if lag_s < 0:
+            raise ValueError(f"lag_s must be >= 0, got {lag_s}")
         self.width, self.height = width, height
         self.camera_height_m = camera_height_m
-        self.lag_frames = lag_frames
+        self.lag_s = lag_s
         self.field = SphereFlowField(width, height)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         rows = np.arange(grid_step // 2, height, grid_step)
@@ -251,21 +259,27 @@ class EgoMotion:
         cols = np.arange(grid_step // 2, width, grid_step)
         self.grid_y, self.grid_x = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
         self.grid_p = self.field.p[self.grid_y, self.grid_x].astype(np.float64)
-        self._history: list[np.ndarray] = []
+        self._history: list[tuple[float, np.ndarray]] = []
 
     def reset(self) -> None:
         self._history = []
 
-    def update(self, gray: np.ndarray) -> EgoStep | None:
-        """Feed the next working-resolution grey frame; None until `lag_frames` earlier frames are known."""
+    def update(self, gray: np.ndarray, time_s: float | None = None) -> EgoStep | None:
+        """Feed the next working-resolution grey frame; None until a frame `lag_s` older is known.
+        Without a time, frames count as one second apart (the lag is then always one frame)."""
         if gray.shape != (self.height, self.width):
             raise ValueError(f"ego-motion expects {self.height}x{self.width} grey frames, got {gray.shape}")
-        self._history.append(gray)
-        if len(self._history) <= self.lag_frames:
+        if time_s is None:
+            time_s = self._history[-1][0] + 1.0 if self._history else 0.0
+        earlier = [(t, g) for t, g in self._history if time_s - t >= self.lag_s * (1 - 1e-6)]
+        self._history = [item for item in self._history if time_s - item[0] < self.lag_s * (1 - 1e-6)]
+        self._history.append((time_s, gray))
+        if not earlier:
             return None
-        previous = self._history.pop(0)
+        then, previous = earlier[-1]
         flow = flow_between(previous, gray, self.dis)
-        return EgoStep(self.fit_flow(previous, gray, flow), self._residual(flow), self.lag_frames)
+        fit = self.fit_flow(previous, gray, flow)
+        return EgoStep(fit, residual_motion(flow, fit, self.field, self.camera_height_m), time_s - then, then)
 
     def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray) -> MotionFit:
         """Fit on sparse pyramidal Lucas-Kanade tracks of the textured grid points, seeded with the dense
@@ -285,8 +299,4 @@ class EgoMotion:
         tracked = tracked.reshape(-1, 2)[ok]
         keep = keep[ok]
         p2 = bearings(tracked[:, 0] - pad, tracked[:, 1], self.width, self.height)
-        self._fit = fit_motion(self.grid_p[keep], p2, weights[keep])
-        return self._fit
-
-    def _residual(self, flow: np.ndarray) -> Residual:
-        return residual_motion(flow, self._fit, self.field, self.camera_height_m)
+        return fit_motion(self.grid_p[keep], p2, weights[keep])
