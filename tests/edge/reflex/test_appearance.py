@@ -13,7 +13,6 @@ from vigil360.edge.reflex.appearance import (
     size_class,
 )
 
-
 # X-Rite ColorChecker Classic patches, sRGB (D65) as published by BabelColor (post-2014 formulation),
 # with the plain words a sighted person could use for each (a set where two words are fair).
 CHECKER = [
