@@ -252,7 +252,9 @@ class EgoMotion:
         self.camera_height_m = camera_height_m
         self.lag_s = lag_s
         self.field = SphereFlowField(width, height)
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        # The fast preset (variational refinement on): the ultrafast one leaves 0.3 % of a static street
+        # "moving" while walking (its flow on horizontal edges lags), the fast one none, for ~25 % more time.
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         rows = np.arange(grid_step // 2, height, grid_step)
         pitch = (height / 2.0 - rows) * 180.0 / height
         rows = rows[np.abs(pitch) <= max_abs_pitch_deg]
@@ -277,8 +279,12 @@ class EgoMotion:
         if not earlier:
             return None
         then, previous = earlier[-1]
-        flow = flow_between(previous, gray, self.dis)
-        fit = self.fit_flow(previous, gray, flow)
+        # An auto-exposure step between the two frames breaks brightness constancy everywhere at once:
+        # match the later frame's median brightness to the earlier one's before measuring flow.
+        gain = (float(np.median(previous[::4, ::4])) + 1.0) / (float(np.median(gray[::4, ::4])) + 1.0)
+        matched = gray if abs(gain - 1.0) < 0.01 else cv2.convertScaleAbs(gray, alpha=gain)
+        flow = flow_between(previous, matched, self.dis)
+        fit = self.fit_flow(previous, matched, flow)
         return EgoStep(fit, residual_motion(flow, fit, self.field, self.camera_height_m), time_s - then, then)
 
     def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray) -> MotionFit:

@@ -16,7 +16,7 @@ from vigil360.edge.reflex.ego_motion import Residual
 
 
 class ResidualForeground:
-    def __init__(self, width: int, height: int, min_pitch_deg: float = -62.0, max_pitch_deg: float = 50.0) -> None:
+    def __init__(self, width: int, height: int, min_pitch_deg: float = -40.0, max_pitch_deg: float = 45.0) -> None:
         self.width, self.height = width, height
         rows = np.arange(height)
         pitch = (height / 2.0 - rows) * 180.0 / height

@@ -111,3 +111,26 @@ def test_ego_motion_rejects_a_frame_of_the_wrong_size():
     ego = EgoMotion(W, H, camera_height_m=1.5)
     with pytest.raises(ValueError, match="grey frames"):
         ego.update(np.zeros((H, W + 2), np.uint8))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_static_street_walked_through_proposes_nothing(seed: int) -> None:
+    """Walking with gait sway, auto-exposure steps and sensor noise through a street with no movers: the
+    residual motion proposes no region at all once walking is recognised (the generator is the world
+    here; nothing is asserted against its tables)."""
+    from vigil360.bench.synthetic import ScenarioSpec, iter_frames
+    from vigil360.config import Settings
+    from vigil360.edge.reflex import ReflexPerception
+
+    spec = ScenarioSpec(kind="bystander", seed=seed, wearer="walking", walk_speed_mps=1.3, bystanders=0, width=W,
+                        height=H, fps=15.0, duration_s=4.0, exposure="auto", noise_sigma=2.0)
+    tier = ReflexPerception(W, H, Settings())
+    walking_frames, tracked = 0, []
+    for index, image in enumerate(iter_frames(spec)):
+        tracks = tier.process(image, index / spec.fps)
+        walking_frames += tier.walking
+        if tier.walking:
+            tracked += [track.track_id for track in tracks]
+    assert walking_frames >= 0.7 * spec.num_frames
+    assert tracked == []
