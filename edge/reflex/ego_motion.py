@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vigil360.edge.reflex.imu import GyroTrack
+
 # Cauchy scale: this many robust sigmas of the residuals count as "still fitting".
 _CAUCHY_SIGMAS = 2.5
 # Translational flow (robust median, radians per step) below which the camera is taken as not
@@ -84,20 +86,26 @@ def _rotation_only(p: np.ndarray, f: np.ndarray, weights: np.ndarray) -> np.ndar
     return np.linalg.solve(normal + 1e-12 * np.eye(3), rhs)
 
 
-def fit_motion(p1: np.ndarray, p2: np.ndarray, prior_weights: np.ndarray | None = None) -> MotionFit:
-    """Rotation and direction of travel from N bearing pairs (N x 3 unit vectors, earlier -> later)."""
+def fit_motion(p1: np.ndarray, p2: np.ndarray, prior_weights: np.ndarray | None = None,
+               known_rotation: np.ndarray | None = None) -> MotionFit:
+    """Rotation and direction of travel from N bearing pairs (N x 3 unit vectors, earlier -> later).
+    With `known_rotation` (a gyro's rotation vector) only the direction of travel is fitted."""
     if p1.shape != p2.shape or p1.ndim != 2 or p1.shape[1] != 3:
         raise ValueError(f"bearing pairs must both be N x 3, got {p1.shape} and {p2.shape}")
     if p1.shape[0] < 8:
         raise ValueError(f"ego-motion needs at least 8 bearing pairs, got {p1.shape[0]}")
     f = p2 - p1
     prior = np.ones(len(p1)) if prior_weights is None else np.asarray(prior_weights, np.float64)
-    # Start from a pure rotation fitted to the points near or above the horizon (far away: little parallax).
-    far = prior * (p1[:, 1] > -0.2)
-    omega = _rotation_only(p1, f, far if far.sum() >= 8 else prior)
-    for _ in range(3):
+    if known_rotation is not None:
+        omega = np.asarray(known_rotation, np.float64)
         weights = prior * _cauchy(np.linalg.norm(f - np.cross(p1, omega), axis=1))
-        omega = _rotation_only(p1, f, weights)
+    else:
+        # Start from a pure rotation fitted to the points near or above the horizon (far: little parallax).
+        far = prior * (p1[:, 1] > -0.2)
+        omega = _rotation_only(p1, f, far if far.sum() >= 8 else prior)
+        for _ in range(3):
+            weights = prior * _cauchy(np.linalg.norm(f - np.cross(p1, omega), axis=1))
+            omega = _rotation_only(p1, f, weights)
     translational = f - np.cross(p1, omega)
     parallax = float(np.median(np.linalg.norm(translational, axis=1)))
     if parallax < _MIN_PARALLAX_RAD:
@@ -111,11 +119,12 @@ def fit_motion(p1: np.ndarray, p2: np.ndarray, prior_weights: np.ndarray | None 
         m = pxf + omega[None, :] - (p1 @ omega)[:, None] * p1
         scatter = np.einsum("n,ni,nj->ij", weights, m, m)
         direction = np.linalg.eigh(scatter)[1][:, 0]
-        # w given T: w . (T - (p.T) p) = -T . (p x f), one equation per point.
-        a = direction[None, :] - (p1 @ direction)[:, None] * p1
-        b = -(pxf @ direction)
-        normal = np.einsum("n,ni,nj->ij", weights, a, a)
-        omega = np.linalg.solve(normal + 1e-12 * np.eye(3), (weights * b) @ a)
+        if known_rotation is None:
+            # w given T: w . (T - (p.T) p) = -T . (p x f), one equation per point.
+            a = direction[None, :] - (p1 @ direction)[:, None] * p1
+            b = -(pxf @ direction)
+            normal = np.einsum("n,ni,nj->ij", weights, a, a)
+            omega = np.linalg.solve(normal + 1e-12 * np.eye(3), (weights * b) @ a)
         residual = np.abs(m @ direction)
         weights = prior * _cauchy(residual)
     translational = f - np.cross(p1, omega)
@@ -266,9 +275,10 @@ class EgoMotion:
     def reset(self) -> None:
         self._history = []
 
-    def update(self, gray: np.ndarray, time_s: float | None = None) -> EgoStep | None:
+    def update(self, gray: np.ndarray, time_s: float | None = None, gyro: GyroTrack | None = None) -> EgoStep | None:
         """Feed the next working-resolution grey frame; None until a frame `lag_s` older is known.
-        Without a time, frames count as one second apart (the lag is then always one frame)."""
+        Without a time, frames count as one second apart (the lag is then always one frame). With a
+        `gyro` covering the pair, its integrated rotation replaces the fitted one."""
         if gray.shape != (self.height, self.width):
             raise ValueError(f"ego-motion expects {self.height}x{self.width} grey frames, got {gray.shape}")
         if time_s is None:
@@ -284,10 +294,12 @@ class EgoMotion:
         gain = (float(np.median(previous[::4, ::4])) + 1.0) / (float(np.median(gray[::4, ::4])) + 1.0)
         matched = gray if abs(gain - 1.0) < 0.01 else cv2.convertScaleAbs(gray, alpha=gain)
         flow = flow_between(previous, matched, self.dis)
-        fit = self.fit_flow(previous, matched, flow)
+        known = gyro.rotation_between(then, time_s) if gyro is not None and gyro.covers(then, time_s) else None
+        fit = self.fit_flow(previous, matched, flow, known)
         return EgoStep(fit, residual_motion(flow, fit, self.field, self.camera_height_m), time_s - then, then)
 
-    def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray) -> MotionFit:
+    def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray,
+                 known_rotation: np.ndarray | None = None) -> MotionFit:
         """Fit on sparse pyramidal Lucas-Kanade tracks of the textured grid points, seeded with the dense
         flow: DIS is smoothed and shrinks flows by 5-15 %, which would bias pitch and roll by as much;
         LK refines each point to a fraction of a pixel."""
@@ -305,4 +317,4 @@ class EgoMotion:
         tracked = tracked.reshape(-1, 2)[ok]
         keep = keep[ok]
         p2 = bearings(tracked[:, 0] - pad, tracked[:, 1], self.width, self.height)
-        return fit_motion(self.grid_p[keep], p2, weights[keep])
+        return fit_motion(self.grid_p[keep], p2, weights[keep], known_rotation)

@@ -29,6 +29,7 @@ from vigil360.edge.geometry import Distance, check_equirect_shape, ground_distan
 from vigil360.edge.reflex.appearance import Appearance, measure_appearance
 from vigil360.edge.reflex.ego import EgoRotation
 from vigil360.edge.reflex.ego_motion import EgoMotion, EgoStep
+from vigil360.edge.reflex.imu import GyroTrack
 from vigil360.edge.reflex.motion import MotionProposer, Region
 from vigil360.edge.reflex.residual import ResidualForeground
 from vigil360.edge.reflex.risk import RiskAssessment, assess
@@ -128,6 +129,11 @@ class ReflexPerception:
         self._times: deque[float] = deque()
         self.rate_warning: str | None = None
         self._last_pose_time: float | None = None
+        self.gyro: GyroTrack | None = None
+
+    def use_gyro(self, gyro: GyroTrack | None) -> None:
+        """Take the camera's rotation from this gyro (see `imu`) wherever its samples cover a frame pair."""
+        self.gyro = gyro
 
     def _check_frame(self, frame: np.ndarray, timestamp_s: float) -> None:
         if not isinstance(frame, np.ndarray):
@@ -157,7 +163,7 @@ class ReflexPerception:
         t1 = clock()
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         offset = self.ego.update(gray)
-        step = self.ego_motion.update(gray, timestamp_s)
+        step = self.ego_motion.update(gray, timestamp_s, self.gyro)
         self._update_pose(step, timestamp_s)
         t2 = clock()
         if self.walking:
