@@ -35,10 +35,14 @@ from vigil360.edge.reflex.imu import GyroTrack
 # Cauchy scale: this many robust sigmas of the residuals count as "still fitting".
 _CAUCHY_SIGMAS = 2.5
 # Translational flow (robust median, radians per step) below which the camera is taken as not
-# translating (and the direction of travel is undefined): ~0.4 px at 480 px wide, above DIS flow noise.
+# translating (and the direction of travel is undefined): ~0.4 px at 480 px wide. Flow noise in a large
+# sway step can pass it; the metric speed (from the ground's flow) then stays ~0, which is what matters.
 _MIN_PARALLAX_RAD = 5e-3
 _ITERATIONS = 8
 _LK_PAD = 24  # columns wrapped around the seam for the sparse tracks
+_MAX_LAG_S = 0.5
+_ROTATION_SHARE = 1.0  # of the rotational flow that counts toward the relative tolerance (0.25 let the
+# sway's own flow errors through on a static street)
 
 
 def bearings(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -225,7 +229,8 @@ def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, ca
     # fast as the ground would (half of it, for slack against the fit's own error).
     too_slow = np.float32(0.5 * scale) * ground_gain - along
     magnitude = np.maximum(np.maximum(across, -along), too_slow)
-    expected = rotation_size + np.float32(scale) * ground_gain
+    # Dense flow errs in proportion to the flow itself (it smooths; the ground near the feet moves most).
+    expected = np.float32(_ROTATION_SHARE) * rotation_size + np.float32(scale) * ground_gain
     return Residual(magnitude - np.float32(tolerance_px) - np.float32(relative_tolerance) * expected, scale)
 
 
@@ -284,7 +289,8 @@ class EgoMotion:
         if time_s is None:
             time_s = self._history[-1][0] + 1.0 if self._history else 0.0
         earlier = [(t, g) for t, g in self._history if time_s - t >= self.lag_s * (1 - 1e-6)]
-        self._history = [item for item in self._history if time_s - item[0] < self.lag_s * (1 - 1e-6)]
+        # Keep what a longer lag may need later (the tier lengthens it while the wearer strolls).
+        self._history = [item for item in self._history if time_s - item[0] < _MAX_LAG_S]
         self._history.append((time_s, gray))
         if not earlier:
             return None

@@ -47,6 +47,7 @@ _WALK_STOP_MPS = 0.2
 _LEVEL_TAU_S = 2.0
 _SPEED_TAU_S = 0.5
 _RATE_WINDOW_S = 2.0
+_MAX_LAG_S = 0.5
 
 
 @dataclass
@@ -238,7 +239,7 @@ class ReflexPerception:
                 self._velocity = self._velocity * (1.0 - follow)
         self.position = self.position + self._velocity * dt
         self._poses[timestamp_s] = (self.heading_deg, *self.attitude)
-        horizon = timestamp_s - 2.0 * self.ego_motion.lag_s - 1.0
+        horizon = timestamp_s - 2.0 * _MAX_LAG_S - 1.0
         self._poses = {t: pose for t, pose in self._poses.items() if t >= horizon}
         was_walking = self.walking
         self.walking = self.speed_mps > (_WALK_STOP_MPS if was_walking else _WALK_START_MPS)
