@@ -135,3 +135,21 @@ def test_a_static_street_walked_through_proposes_nothing(seed: int) -> None:
             tracked += [track.track_id for track in tracks]
     assert walking_frames >= 0.7 * spec.num_frames
     assert tracked == []
+
+
+def test_movers_over_a_third_of_the_horizon_band_do_not_drag_the_rotation(photographs):
+    """People crossing a textured third of the view (here: patches of another real photograph, moving
+    their own way) must not pull the camera's rotation: the robust fit leaves them out."""
+    scene, crowd = photographs["city"], photographs["forest"]
+    omega = (0.3, 1.2, -0.4)  # camera axes, degrees
+    before, after = scene.copy(), _camera_turned(scene, omega)
+    rows = slice(H // 2 - 30, H // 2 + 30)  # the horizon band, +-22 deg
+    for start in range(0, W // 3, 40):  # movers fill a third of the band's width
+        columns = slice(start, start + 30)
+        before[rows, columns] = crowd[rows, columns]
+        after[rows, columns] = np.roll(crowd, (2, 4), axis=(0, 1))[rows, columns]  # each moves 4 px right, 2 down
+    ego = EgoMotion(W, H, camera_height_m=1.5)
+    ego.update(before)
+    step = ego.update(after)
+    assert step is not None
+    assert np.degrees(step.fit.omega) == pytest.approx(omega, abs=0.3)
