@@ -203,7 +203,7 @@ class Residual:
 
 def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, camera_height_m: float,
                     min_ground_pitch_deg: float = -20.0, tolerance_px: float = 0.6,
-                    relative_tolerance: float = 0.2) -> Residual:
+                    relative_tolerance: float = 0.2, scale: float | None = None) -> Residual:
     """How far each pixel's flow is from anything a static world could do, given the fitted motion, less
     a tolerance: `tolerance_px` for flow noise plus `relative_tolerance` of the flow the static world
     itself has there (dense flow errs in proportion to the flow: the paving under the wearer's feet
@@ -222,9 +222,10 @@ def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, ca
     # Ground depth along each downward ray: rho = h / (-p_y); its flow is unit / rho per metre of travel.
     below = field.p[..., 1]
     ground_gain = np.maximum(-below, 0.0) * np.float32(1.0 / camera_height_m) * norm
-    rows = field.height // 2 + int(round(-min_ground_pitch_deg / 180.0 * field.height))
-    ratios = along[rows:] / np.maximum(ground_gain[rows:], np.float32(1e-6))
-    scale = max(float(np.median(ratios)), 0.0) if ratios.size else 0.0
+    if scale is None:
+        rows = field.height // 2 + int(round(-min_ground_pitch_deg / 180.0 * field.height))
+        ratios = along[rows:] / np.maximum(ground_gain[rows:], np.float32(1e-6))
+        scale = max(float(np.median(ratios)), 0.0) if ratios.size else 0.0
     # A static point below the horizon is no farther than the ground behind it: it moves at least as
     # fast as the ground would (half of it, for slack against the fit's own error).
     too_slow = np.float32(0.5 * scale) * ground_gain - along
@@ -240,16 +241,17 @@ class EgoStep:
     before it, and the residual motion field of that pair."""
 
     fit: MotionFit
-    residual: Residual
+    residual: Residual | None  # None when only the fit was asked for (a standing wearer)
     dt_s: float
     earlier_time_s: float
+    metres_per_step: float = 0.0  # from the sparse ground points' flow and the camera height
 
     @property
     def speed_mps(self) -> float:
         """The camera's speed over ground (0 when it did not measurably translate)."""
-        if self.fit.translation is None or not self.residual.metres_per_step:
+        if self.fit.translation is None:
             return 0.0
-        return float(self.residual.metres_per_step) / self.dt_s
+        return self.metres_per_step / self.dt_s
 
 
 class EgoMotion:
@@ -276,14 +278,18 @@ class EgoMotion:
         self.grid_y, self.grid_x = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
         self.grid_p = self.field.p[self.grid_y, self.grid_x].astype(np.float64)
         self._history: list[tuple[float, np.ndarray]] = []
+        self._scale = 0.0
 
     def reset(self) -> None:
         self._history = []
 
-    def update(self, gray: np.ndarray, time_s: float | None = None, gyro: GyroTrack | None = None) -> EgoStep | None:
+    def update(self, gray: np.ndarray, time_s: float | None = None, gyro: GyroTrack | None = None,
+               dense: bool = True) -> EgoStep | None:
         """Feed the next working-resolution grey frame; None until a frame `lag_s` older is known.
         Without a time, frames count as one second apart (the lag is then always one frame). With a
-        `gyro` covering the pair, its integrated rotation replaces the fitted one."""
+        `gyro` covering the pair, its integrated rotation replaces the fitted one. Without `dense`, no
+        dense flow and no residual: the sparse tracks alone give the fit and the speed (half the cost,
+        all a standing or turning wearer needs)."""
         if gray.shape != (self.height, self.width):
             raise ValueError(f"ego-motion expects {self.height}x{self.width} grey frames, got {gray.shape}")
         if time_s is None:
@@ -299,12 +305,14 @@ class EgoMotion:
         # match the later frame's median brightness to the earlier one's before measuring flow.
         gain = (float(np.median(previous[::4, ::4])) + 1.0) / (float(np.median(gray[::4, ::4])) + 1.0)
         matched = gray if abs(gain - 1.0) < 0.01 else cv2.convertScaleAbs(gray, alpha=gain)
-        flow = flow_between(previous, matched, self.dis)
+        flow = flow_between(previous, matched, self.dis) if dense else None
         known = gyro.rotation_between(then, time_s) if gyro is not None and gyro.covers(then, time_s) else None
         fit = self.fit_flow(previous, matched, flow, known)
-        return EgoStep(fit, residual_motion(flow, fit, self.field, self.camera_height_m), time_s - then, then)
+        residual = None if flow is None else residual_motion(flow, fit, self.field, self.camera_height_m,
+                                                             scale=self._scale)
+        return EgoStep(fit, residual, time_s - then, then, self._scale)
 
-    def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray,
+    def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray | None,
                  known_rotation: np.ndarray | None = None) -> MotionFit:
         """Fit on sparse pyramidal Lucas-Kanade tracks of the textured grid points, seeded with the dense
         flow: DIS is smoothed and shrinks flows by 5-15 %, which would bias pitch and roll by as much;
@@ -314,13 +322,33 @@ class EgoMotion:
         keep = np.flatnonzero(weights > 0.05)
         pad = _LK_PAD
         start = np.stack([self.grid_x[keep] + pad, self.grid_y[keep]], axis=1).astype(np.float32)
-        guess = start + flow[self.grid_y[keep], self.grid_x[keep]]
+        guess = start + (0.0 if flow is None else flow[self.grid_y[keep], self.grid_x[keep]])
+        # Seeded by dense flow, one pyramid level is enough; unseeded, three cover a sway step's few pixels.
         tracked, status, _ = cv2.calcOpticalFlowPyrLK(
             _wrap(previous, pad), _wrap(current, pad), start.reshape(-1, 1, 2), guess.reshape(-1, 1, 2).copy(),
-            winSize=(9, 9), maxLevel=1, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+            winSize=(9, 9), maxLevel=1 if flow is not None else 3, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
             criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 0.01))
         ok = status.ravel() == 1
         tracked = tracked.reshape(-1, 2)[ok]
         keep = keep[ok]
         p2 = bearings(tracked[:, 0] - pad, tracked[:, 1], self.width, self.height)
-        return fit_motion(self.grid_p[keep], p2, weights[keep], known_rotation)
+        fit = fit_motion(self.grid_p[keep], p2, weights[keep], known_rotation)
+        self._scale = self._ground_scale(self.grid_p[keep], p2, fit)
+        return fit
+
+    def _ground_scale(self, p1: np.ndarray, p2: np.ndarray, fit: MotionFit) -> float:
+        """Metres travelled in the pair: on the ground a unit step moves a point's bearing by
+        |T - (T.p) p| / rho with rho = h / (-p_y); the median ratio of the measured translational flow
+        along that direction over the ground points below -20 deg."""
+        if fit.translation is None:
+            return 0.0
+        ground = p1[:, 1] < np.sin(np.radians(-20.0))
+        if ground.sum() < 8:
+            return 0.0
+        p, t = p1[ground], fit.translation
+        moved = (p2[ground] - p) - np.cross(p, fit.omega)
+        away = -(t[None, :] - (p @ t)[:, None] * p)
+        size = np.linalg.norm(away, axis=1) + 1e-9
+        per_metre = size * (-p[:, 1]) / self.camera_height_m
+        along = np.einsum("ni,ni->n", moved, away) / size
+        return max(float(np.median(along / per_metre)), 0.0)

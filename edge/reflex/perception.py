@@ -164,11 +164,13 @@ class ReflexPerception:
         t1 = clock()
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         offset = self.ego.update(gray)
-        step = self.ego_motion.update(gray, timestamp_s, self.gyro)
+        # Dense flow (and its residual) only while walking, or about to: standing needs the sparse fit alone.
+        step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=self.speed_mps > _WALK_STOP_MPS)
         self._update_pose(step, timestamp_s)
         t2 = clock()
         if self.walking:
-            regions = self.motion.regions(self.residual.update(step.residual)) if step is not None else []
+            residual = None if step is None else step.residual
+            regions = [] if residual is None else self.motion.regions(self.residual.update(residual))
         else:
             regions = self.motion.propose(small, offset, timestamp_s)
         camera = self.settings.camera
