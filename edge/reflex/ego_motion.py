@@ -184,6 +184,23 @@ class SphereFlowField:
         return (planes[0, 0] * a + planes[0, 1] * b + planes[0, 2] * c,
                 planes[1, 0] * a + planes[1, 1] * b + planes[1, 2] * c)
 
+    def level_maps(self, pitch_deg: float, roll_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        """cv2.remap maps showing the frame as a level head would see it: the output pixel of bearing d
+        samples the camera frame at R^T d, R the head's tilt (pitch up, then roll right-side-down)."""
+        p, r = np.radians(pitch_deg), np.radians(roll_deg)
+        # Level-from-camera = pitch(p) roll(r) in the generator's and the fit's axes; its transpose
+        # takes a level bearing into the camera.
+        pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
+        roll = np.array([[np.cos(r), np.sin(r), 0], [-np.sin(r), np.cos(r), 0], [0, 0, 1]])
+        m = (pitch @ roll).T.astype(np.float32)
+        x, y, z = self.p[..., 0], self.p[..., 1], self.p[..., 2]
+        cx = m[0, 0] * x + m[0, 1] * y + m[0, 2] * z
+        cy = m[1, 0] * x + m[1, 1] * y + m[1, 2] * z
+        cz = m[2, 0] * x + m[2, 1] * y + m[2, 2] * z
+        map_x = np.arctan2(cx, cz) * np.float32(self.width / (2 * np.pi)) + np.float32(self.width / 2.0)
+        map_y = np.float32(self.height / 2.0) - np.arcsin(np.clip(cy, -1, 1)) * np.float32(self.height / np.pi)
+        return np.mod(map_x, np.float32(self.width)), map_y
+
     def rotation_flow(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) pixel flow planes of a static world for the camera rotation omega."""
         return self._apply(self._rotation, omega)

@@ -47,6 +47,7 @@ _WALK_STOP_MPS = 0.2
 _LEVEL_TAU_S = 2.0
 _SPEED_TAU_S = 0.5
 _RATE_WINDOW_S = 2.0
+_LEVEL_MIN_DEG = 0.05  # head tilt below which the frame is used as it is
 _MAX_LAG_S = 0.5
 
 
@@ -163,19 +164,33 @@ class ReflexPerception:
         self._check_rate(timestamp_s)
         t1 = clock()
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        offset = self.ego.update(gray)
         # Dense flow (and its residual) only while walking, or about to: standing needs the sparse fit alone.
         step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=self.speed_mps > _WALK_STOP_MPS)
         self._update_pose(step, timestamp_s)
         t2 = clock()
+        levelled = False
         if self.walking:
+            self.ego.update(gray)  # kept current, for when the wearer stops
             residual = None if step is None else step.residual
             regions = [] if residual is None else self.motion.regions(self.residual.update(residual))
         else:
-            regions = self.motion.propose(small, offset, timestamp_s)
+            # The background model needs the world where it was: a standing head still nods and sways
+            # by a degree or more, which is hundreds of spurious regions on textured scenes.
+            pitch, roll = self.attitude
+            if max(abs(pitch), abs(roll)) > _LEVEL_MIN_DEG:
+                map_x, map_y = self.ego_motion.field.level_maps(pitch, roll)
+                small_level = cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+                gray = cv2.cvtColor(small_level, cv2.COLOR_BGR2GRAY)
+                levelled = True
+            else:
+                small_level = small
+            # The turn is read from the levelled frame too: a roll shifts the horizon band unevenly.
+            offset = self.ego.update(gray)
+            regions = self.motion.propose(small_level, offset, timestamp_s)
         camera = self.settings.camera
         for region in regions:
-            self._level(region)
+            if not levelled:
+                self._level(region)
             region.distance = ground_distance(region.contact_pitch, camera.height_m, self.pitch_sigma_deg,
                                               camera.height_sigma_m)
         t3 = clock()
