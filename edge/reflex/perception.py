@@ -47,8 +47,7 @@ _WALK_STOP_MPS = 0.2
 _LEVEL_TAU_S = 2.0
 _SPEED_TAU_S = 0.5
 _RATE_WINDOW_S = 2.0
-_LEVEL_MIN_DEG = 0.05
-_STANDING_FIT_EVERY_S = 0.06  # head tilt below which the frame is used as it is
+_LEVEL_MIN_DEG = 0.05  # head tilt below which the frame is used as it is
 _MAX_LAG_S = 0.5
 
 
@@ -133,7 +132,6 @@ class ReflexPerception:
         self.rate_warning: str | None = None
         self._last_pose_time: float | None = None
         self.gyro: GyroTrack | None = None
-        self._last_fit_time: float | None = None
 
     def use_gyro(self, gyro: GyroTrack | None) -> None:
         """Take the camera's rotation from this gyro (see `imu`) wherever its samples cover a frame pair."""
@@ -166,13 +164,8 @@ class ReflexPerception:
         self._check_rate(timestamp_s)
         t1 = clock()
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        # Dense flow (and its residual) only while walking, or about to: standing needs the sparse fit alone,
-        # and only ~15 times a second (head attitude and the start of walking change no faster).
-        dense = self.speed_mps > _WALK_STOP_MPS
-        step = None
-        if dense or self._last_fit_time is None or timestamp_s - self._last_fit_time >= _STANDING_FIT_EVERY_S:
-            step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=dense)
-            self._last_fit_time = timestamp_s
+        # Dense flow (and its residual) only while walking, or about to: standing needs the sparse fit alone.
+        step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=self.speed_mps > _WALK_STOP_MPS)
         self._update_pose(step, timestamp_s)
         t2 = clock()
         levelled = False
