@@ -224,7 +224,7 @@ class ReflexPerception:
         if span < 0.5 * _RATE_WINDOW_S:
             return
         fps = (len(self._times) - 1) / span
-        if fps < self.config.min_rate_fps:
+        if fps < self.config.min_rate_fps * (1 - 1e-3):  # exactly 10 fps, with rounding in the times, is fine
             if self.rate_warning is None:
                 self.rate_warning = (f"reflex tier at {fps:.1f} fps, below {self.config.min_rate_fps:g}: its motion "
                                      "fits get too few frames, so warnings may come late or not at all")
