@@ -13,6 +13,14 @@ Quality, on `suite_specs(N, seed)` clips (every other one with a turning wearer)
 - mask IoU of flagged tracks vs ground truth (full-size masks, pycocotools);
 - seam id stability: actors crossing the seam while tracked keep their track id.
 
+- false alerts per 10 minutes on static-world clips (`--static-clips`: no movers at all, the
+  wearer doing whatever `--wearer` says): distinct flagged tracks per 10 minutes of video;
+- range error of flagged tracks against the truth (median, %): the camera's true height is drawn
+  per clip in walking suites while the tier assumes its configured one.
+
+Conditions (issue 12): `--wearer standing|turning|walking|mixed` and `--fps`; `--mp4` scores what
+the tier reads after an mp4 round trip (encode + decode), not the raw renders.
+
 Tracks are matched to actors per frame by Hungarian matching on angle-box IoU; a thrown ball
 (flight < 1 s) cannot give a 1.5 s lead and is reported apart from approaches.
 """
@@ -46,6 +54,7 @@ class FrameTrack:
     flagged: bool
     reason: str
     iou: float | None = None  # mask IoU vs the matched actor (flagged, sampled frames only)
+    metres: float | None = None  # the tier's ground range
 
 
 @dataclass
@@ -63,6 +72,10 @@ class ClipResult:
     ious: list[float] = field(default_factory=list)
     seam_crossings: int = 0
     seam_stable: int = 0
+    static_world: bool = False
+    flagged_tracks: int = 0  # distinct flagged track ids (static-world clips: every one is a false alert)
+    duration_s: float = 0.0
+    range_errors: list[float] = field(default_factory=list)  # (tier - truth) / truth, flagged matched tracks
 
 
 def _box(track: FrameTrack):
@@ -97,6 +110,9 @@ def score_clip(spec, scenario, frames: list[list[FrameTrack]]) -> ClipResult:
     """Turn per-frame tracks of one clip into its figures (see the module docstring)."""
     fps = spec.fps
     result = ClipResult(scenario.video_id, spec.kind, spec.turning_deg_s)
+    result.static_world = not scenario.actors
+    result.duration_s = scenario.num_frames / fps
+    result.flagged_tracks = len({t.track_id for tracks in frames for t in tracks if t.flagged})
     actors = {actor.actor_id: actor for actor in scenario.actors}
     result.has_bystanders = any(actor.is_distractor for actor in scenario.actors)
     matches: list[dict[int, str]] = []
@@ -122,6 +138,9 @@ def score_clip(spec, scenario, frames: list[list[FrameTrack]]) -> ClipResult:
                 result.direction_hits += clock_error(track.yaw, actor.boxes[index].yaw) <= 1
                 if track.iou is not None:
                     result.ious.append(track.iou)
+                truth_m = _truth_distance(actor, index)
+                if track.metres is not None and np.isfinite(track.metres) and truth_m:
+                    result.range_errors.append((track.metres - truth_m) / truth_m)
     result.unexplained_flag = any(count >= _UNEXPLAINED_FRAMES for count in unexplained.values())
 
     for actor in scenario.actors:
@@ -149,6 +168,13 @@ def score_clip(spec, scenario, frames: list[list[FrameTrack]]) -> ClipResult:
     return result
 
 
+def _truth_distance(actor, frame: int) -> float | None:
+    try:
+        return actor.distance_m[actor.frames.index(frame)]
+    except ValueError:
+        return None
+
+
 def _matched_id(matches: list[dict[int, str]], actor_id: str, frames: range) -> int | None:
     for frame in frames:
         for track_id, matched in matches[frame].items():
@@ -157,9 +183,31 @@ def _matched_id(matches: list[dict[int, str]], actor_id: str, frames: range) -> 
     return None
 
 
-def run_clip(spec, settings, iou_every: int = 3) -> tuple[ClipResult, list[dict[str, float]], list[float]]:
-    """Run the tier over one streamed clip; returns its figures, per-frame stage timings and
-    per-frame total milliseconds."""
+def _mp4_frames(spec):
+    """The clip as the tier would read it from a camera's file: written to mp4, decoded back."""
+    import tempfile
+
+    import cv2
+
+    from vigil360.bench.synthetic import write_clip
+
+    with tempfile.TemporaryDirectory(prefix="vigil360-reflex-mp4-") as tmp:
+        files = write_clip(spec, tmp)
+        capture = cv2.VideoCapture(str(files.video))
+        try:
+            while True:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                yield image
+        finally:
+            capture.release()
+
+
+def run_clip(spec, settings, iou_every: int = 3, mp4: bool = False
+             ) -> tuple[ClipResult, list[dict[str, float]], list[float]]:
+    """Run the tier over one streamed clip (with `mp4`, after an mp4 round trip); returns its figures,
+    per-frame stage timings and per-frame total milliseconds."""
     from vigil360 import masks
     from vigil360.bench.synthetic import ground_truth, iter_frames
     from vigil360.edge.reflex import ReflexPerception
@@ -170,13 +218,13 @@ def run_clip(spec, settings, iou_every: int = 3) -> tuple[ClipResult, list[dict[
     frames: list[list[FrameTrack]] = []
     stage_ms: list[dict[str, float]] = []
     total_ms: list[float] = []
-    for index, image in enumerate(iter_frames(spec)):
+    for index, image in enumerate(_mp4_frames(spec) if mp4 else iter_frames(spec)):
         start = time.perf_counter()
         tracks = tier.process(image, index / spec.fps)
         total_ms.append((time.perf_counter() - start) * 1e3)
         stage_ms.append(dict(tier.timings_ms))
-        rows = [FrameTrack(t.track_id, t.box.yaw, t.box.pitch, t.box.width, t.box.height, t.flagged, t.reason)
-                for t in tracks]
+        rows = [FrameTrack(t.track_id, t.box.yaw, t.box.pitch, t.box.width, t.box.height, t.flagged, t.reason,
+                           metres=float(t.distance.metres)) for t in tracks]
         # Mask IoU needs the match first; it is computed on a sample of frames (it costs ~10 ms).
         if index % iou_every == 0 and any(t.flagged for t in tracks):
             boxes = {aid: a.boxes[index] for aid, a in actors.items() if index in a.boxes}
@@ -210,10 +258,14 @@ class Summary:
     bystander_flag_rate: float | None
     unexplained_flag_rate: float
     direction_accuracy: float | None
+    static_clips: int
+    static_false_alerts_per_10min: float | None
+    range_error_median: float | None
     mask_iou_mean: float | None
     seam_crossings: int
     seam_id_stable: float | None
     per_kind: dict[str, dict[str, float | int | None]]
+    condition: str = ""
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -221,7 +273,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def summarise(results: list[ClipResult], speed_stage_ms: list[dict[str, float]], speed_total_ms: list[float],
-              speed_entities: int, frame_size: str, seed: int) -> Summary:
+              speed_entities: int, frame_size: str, seed: int, condition: str = "") -> Summary:
     import platform
 
     from vigil360.edge.reflex import STAGES
@@ -229,6 +281,10 @@ def summarise(results: list[ClipResult], speed_stage_ms: list[dict[str, float]],
     approaches = [row for r in results for row in r.approaches]
     leads = [row["lead_s"] for row in approaches if row["lead_s"] is not None]
     thrown = [row for r in results for row in r.thrown]
+    static = [r for r in results if r.static_world]
+    results = [r for r in results if not r.static_world]
+    static_minutes = sum(r.duration_s for r in static) / 60.0
+    errors = [abs(e) for r in results for e in r.range_errors]
     with_bystanders = [r for r in results if r.has_bystanders]
     ious = [value for r in results for value in r.ious]
     per_kind: dict[str, dict[str, float | int | None]] = {}
@@ -259,10 +315,15 @@ def summarise(results: list[ClipResult], speed_stage_ms: list[dict[str, float]],
         bystander_flag_rate=_ratio(sum(r.bystander_flagged for r in with_bystanders), len(with_bystanders)),
         unexplained_flag_rate=float(np.mean([r.unexplained_flag for r in results])) if results else 0.0,
         direction_accuracy=_ratio(sum(r.direction_hits for r in results), sum(r.direction_total for r in results)),
+        static_clips=len(static),
+        static_false_alerts_per_10min=(10.0 * sum(r.flagged_tracks for r in static) / static_minutes
+                                       if static_minutes else None),
+        range_error_median=float(np.median(errors)) if errors else None,
         mask_iou_mean=float(np.mean(ious)) if ious else None,
         seam_crossings=sum(r.seam_crossings for r in results),
         seam_id_stable=_ratio(sum(r.seam_stable for r in results), sum(r.seam_crossings for r in results)),
         per_kind=per_kind,
+        condition=condition,
     )
 
 
@@ -278,6 +339,8 @@ def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
 
 def print_summary(summary: Summary) -> None:
     print(f"reflex tier on {summary.frame_size} frames - {summary.machine}")
+    if summary.condition:
+        print(f"condition: {summary.condition}")
     print("speed (median ms per stage): " + ", ".join(f"{k} {v:.2f}" for k, v in summary.stage_ms.items()))
     print(f"  total {summary.total_ms_median:.2f} ms median, {summary.total_ms_p95:.2f} ms p95 -> "
           f"{summary.fps:.1f} FPS ({summary.speed_entities} moving entities, turning wearer)")
@@ -289,6 +352,9 @@ def print_summary(summary: Summary) -> None:
     print(f"  bystander flag rate: {_fmt(summary.bystander_flag_rate)} of clips with bystanders; "
           f"unexplained flags (static scene): {summary.unexplained_flag_rate:.2f} of clips")
     print(f"  direction within +-1 clock hour: {_fmt(summary.direction_accuracy)}")
+    print(f"  range error of flagged tracks (median |error|): {_fmt(summary.range_error_median, '{:.0%}')}")
+    print(f"  static world: {_fmt(summary.static_false_alerts_per_10min, '{:.1f}')} false alerts per 10 min "
+          f"over {summary.static_clips} clips")
     print(f"  mask IoU of flagged tracks: {_fmt(summary.mask_iou_mean)}")
     print(f"  seam id stability: {_fmt(summary.seam_id_stable)} of {summary.seam_crossings} crossings")
     for kind, row in summary.per_kind.items():
@@ -306,6 +372,12 @@ def reflex_command(
                                         help="length of the speed clip (0: speed from the quality run)"),
     settings_file: Path | None = typer.Option(None, "--settings", help="settings JSON (default: built-in)"),
     out: Path | None = typer.Option(None, "--out", help="write the summary and per-clip figures as JSON"),
+    wearer: str | None = typer.Option(None, "--wearer", help="standing, turning, walking or mixed (default: the "
+                                                             "original suite, every other clip turning)"),
+    fps: float = typer.Option(30.0, "--fps", min=5.0, max=120.0, help="frame rate of the clips"),
+    static_clips: int = typer.Option(0, "--static-clips", min=0, help="extra clips with no movers at all: false "
+                                                                      "alerts per 10 minutes"),
+    mp4: bool = typer.Option(False, "--mp4", help="score frames after an mp4 round trip (slower)"),
 ) -> None:
     """Speed (per-stage ms, FPS) and quality (recall, lead, bystanders, direction, IoU, seam)."""
     import cv2
@@ -318,6 +390,10 @@ def reflex_command(
 
     if width % 2:
         raise UserError(f"--width must be even (equirectangular frames are 2:1), got {width}")
+    from vigil360.bench.synthetic.wearer import WEARER_MODES
+
+    if wearer is not None and wearer not in WEARER_MODES:
+        raise UserError(f"--wearer must be one of {', '.join(WEARER_MODES)}, got {wearer!r}")
     cv2.setNumThreads(2)
     settings = Settings.from_file(settings_file) if settings_file else Settings()
     height = width // 2
@@ -326,24 +402,33 @@ def reflex_command(
     speed_entities = 0
     if speed_seconds > 0:
         # Five movers (a thief, a look-alike or two, three passers-by) and a turning wearer.
+        walking = wearer in ("walking", "mixed")
         spec = ScenarioSpec(kind="lookalikes", seed=seed, width=width, height=height, duration_s=speed_seconds,
-                            turning_deg_s=15.0, bystanders=3)
+                            turning_deg_s=0.0 if walking else 15.0, bystanders=3, fps=fps,
+                            wearer="walking" if walking else "standing")
         _, stage_ms, total_ms = run_clip(spec, settings, iou_every=10**9)
         from vigil360.bench.synthetic import ground_truth
 
         speed_entities = len(ground_truth(spec)[1].actors)
         # Timed from when proposals start: the bootstrap second only buffers frames.
-        warm = min(settings.reflex.bootstrap_frames + 15, len(total_ms) - 1)
+        warm = min(int(round((settings.reflex.bootstrap_s + 0.5) * spec.fps)), len(total_ms) - 1)
         stage_ms, total_ms = stage_ms[warm:], total_ms[warm:]
     results = []
-    specs = suite_specs(scenarios, seed, width=width, height=height, duration_s=duration)
+    specs = suite_specs(scenarios, seed, width=width, height=height, duration_s=duration, fps=fps,
+                        wearer=wearer)  # type: ignore[arg-type]
+    # Static worlds: the same conditions, nobody in them.
+    specs += [spec.model_copy(update={"kind": "bystander", "bystanders": 0})
+              for spec in suite_specs(static_clips, seed + 1000, width=width, height=height, duration_s=duration,
+                                      fps=fps, wearer=wearer)]  # type: ignore[arg-type]
     for spec in tqdm(specs, desc="reflex clips", unit="clip"):
-        result, clip_stage_ms, clip_total_ms = run_clip(spec, settings)
+        result, clip_stage_ms, clip_total_ms = run_clip(spec, settings, mp4=mp4)
         results.append(result)
         if speed_seconds == 0:
             stage_ms += clip_stage_ms
             total_ms += clip_total_ms
-    summary = summarise(results, stage_ms, total_ms, speed_entities, f"{width}x{height}", seed)
+    condition = (f"wearer {wearer or 'standing/turning (alternate clips)'}, {fps:g} fps"
+                 f"{', mp4 round trip' if mp4 else ''}")
+    summary = summarise(results, stage_ms, total_ms, speed_entities, f"{width}x{height}", seed, condition)
     print_summary(summary)
     if out is not None:
         payload = {"summary": asdict(summary), "clips": [asdict(r) for r in results]}

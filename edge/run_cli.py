@@ -156,6 +156,8 @@ def run(
     verbosity: str | None = typer.Option(None, "--verbosity", help="minimal | normal | verbose"),
     directions: str | None = typer.Option(None, "--directions", help="clock | words"),
     quiet: bool = typer.Option(False, "--quiet", help="do not print alerts as they happen"),
+    imu: Path | None = typer.Option(None, "--imu", help="gyro CSV: time_s,gyro_x,gyro_y,gyro_z (deg/s, camera axes "
+                                                        "x right, y up, z ahead; see vigil360.edge.reflex.imu)"),
 ) -> None:
     """Run the loop: flag, track, describe, decide, speak, record. Alerts print as they happen."""
     from pydantic import ValidationError
@@ -175,6 +177,8 @@ def run(
                           assume_equirect=assume_equirect, fps=fps, sam2=sam2, vlm=vlm, annotated_video=video_out,
                           max_frames=max_frames)
     loop, frames = built.loop, built.loop.source
+    if imu is not None:
+        _attach_gyro(loop, imu)
     print(f"vigil360: {frames.description}, {frames.width}x{frames.height} @ {frames.fps:g} fps; "
           + "; ".join(f"{k}: {v}" for k, v in loop.backends().items()), flush=True)
     loop.add_sink(print_health)
@@ -244,6 +248,22 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
             signal.signal(sig, handler)
 
     return restore
+
+
+def _attach_gyro(loop, path: Path) -> None:
+    """Hand the reflex tier a gyro track; a bad file is a one-line error naming the file and line."""
+    from vigil360.edge.reflex.imu import GyroTrack, ImuError
+
+    try:
+        gyro = GyroTrack.from_csv(path)
+    except ImuError as error:
+        raise UserError(str(error)) from None
+    use_gyro = getattr(loop.perception, "use_gyro", None)
+    if use_gyro is None:
+        raise UserError(f"--imu: the perception backend {type(loop.perception).__name__} takes no gyro")
+    use_gyro(gyro)
+    print(f"vigil360: gyro {path.name}: {gyro.times.size} samples, {gyro.times[0]:.2f}-{gyro.times[-1]:.2f} s",
+          flush=True)
 
 
 @dataclass

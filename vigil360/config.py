@@ -40,9 +40,9 @@ class ReflexConfig(Section):
         description="internal equirectangular working width in pixels (height = width / 2); 480 keeps "
                     "0.75 deg per pixel - a person at 8 m is still ~20 px tall - at a few ms per frame",
     )
-    bg_history: int = Field(
-        400, ge=10, description="MOG2 history in frames (~13 s at 30 fps: a person who stops for a "
-                                "few seconds stays foreground, a parked car fades in eventually)",
+    bg_history_s: float = Field(
+        13.3, gt=0, description="MOG2 history in seconds (converted to frames at the measured rate): a person "
+                                "who stops for a few seconds stays foreground, a parked car fades in eventually",
     )
     bg_var_threshold: float = Field(
         24.0, gt=0, description="MOG2 squared Mahalanobis threshold; above OpenCV's 16 to ignore the "
@@ -53,10 +53,10 @@ class ReflexConfig(Section):
                                      "stops next to the wearer (a thief reaching for a bag) takes ~5 s, "
                                      "not ~1.5 s, to fade into the background",
     )
-    bootstrap_frames: int = Field(
-        30, ge=1, description="frames buffered at start; their per-pixel median seeds the background "
-                              "model, so whoever walks through the first second is foreground at once "
-                              "instead of leaving a ghost where they stood (1 s at 30 fps)",
+    bootstrap_s: float = Field(
+        1.0, gt=0, description="seconds of frames buffered at start (and after the wearer stops walking); "
+                               "their per-pixel median seeds the background model, so whoever walks through "
+                               "that second is foreground at once instead of leaving a ghost where they stood",
     )
     min_area_deg2: float = Field(
         6.0, gt=0, description="smallest moving region kept, in square degrees (a 30 cm ball at 4 m "
@@ -66,11 +66,14 @@ class ReflexConfig(Section):
         3.0, ge=0, description="regions closer than this (deg) are merged: one person often splits "
                                "where clothing matches the background",
     )
-    max_missed_frames: int = Field(
-        10, ge=0, description="frames a track coasts on its constant-velocity prediction before it is "
-                              "dropped (a third of a second at 30 fps covers short occlusions)",
+    max_missed_s: float = Field(
+        0.34, ge=0, description="seconds a track coasts on its constant-velocity prediction before it is "
+                                "dropped (covers short occlusions)",
     )
-    min_hits: int = Field(3, ge=1, description="matched frames before a track is reported")
+    min_track_s: float = Field(
+        0.07, ge=0, description="a track is reported once it has been matched for this long (and at least "
+                                "twice): 3 frames at 30 fps, 2 at 10 fps",
+    )
     settle_s: float = Field(
         0.0, ge=0, description="extra seconds without flags after switching on; 0 (default): none. The "
                                "background model's own warm-up is the bootstrap (no proposals meanwhile), "
@@ -78,9 +81,18 @@ class ReflexConfig(Section):
                                "an entity whose approach is certain is alerted from the first second on "
                                "(a blanket 2 s window made the first 2 s of every run blind)",
     )
-    confirm_frames: int = Field(
-        4, ge=1, description="consecutive frames at or above the threshold before a track is flagged "
-                             "(0.13 s at 30 fps: costs little lead time, removes one-frame blips)",
+    confirm_s: float = Field(
+        0.1, ge=0, description="seconds at or above the threshold (and at least two frames in a row) before a "
+                               "track is flagged: costs little lead time, removes one-frame blips",
+    )
+    min_fit_s: float = Field(
+        0.37, gt=0, description="span of observations a track's motion fit needs before any rule may use it: "
+                                "over less, one pixel of jitter reads as metres per second (12 frames at 30 fps, "
+                                "4 at 10 fps)",
+    )
+    min_rate_fps: float = Field(
+        10.0, gt=0, description="below this effective frame rate the tier warns that its timing rules are "
+                                "unreliable (fits get too few samples, alerts come late)",
     )
     max_entity_height_m: float = Field(
         2.2, gt=0, description="tallest upright entity assumed when joining a region's pieces above "
@@ -146,9 +158,9 @@ class ReflexConfig(Section):
         0.5, gt=0, le=1, description="risk at which a track is flagged (risk is 0.5 exactly where a "
                                      "rule's own threshold is met)",
     )
-    appearance_every: int = Field(
-        10, ge=1, description="re-measure appearance every N frames (colours change slowly; it costs "
-                              "~0.2 ms per track)",
+    appearance_every_s: float = Field(
+        0.33, gt=0, description="re-measure appearance this often (colours change slowly; it costs ~0.2 ms "
+                                "per track)",
     )
 
 

@@ -8,6 +8,7 @@ files = write_clip(spec, "out/")  # <id>.mp4, <id>.gt.json, <id>.scenario.json.g
 from vigil360.bench.synthetic.render import Clip, ground_truth, iter_frames, render, render_to
 from vigil360.bench.synthetic.spec import (
     SCENARIO_KINDS,
+    WALKING_KINDS,
     ActorTruth,
     ScenarioKind,
     ScenarioSpec,
@@ -25,6 +26,7 @@ from vigil360.bench.synthetic.suite import (
 
 __all__ = [
     "SCENARIO_KINDS",
+    "WALKING_KINDS",
     "ActorTruth",
     "Clip",
     "ClipFiles",

@@ -16,15 +16,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vigil360.bench.synthetic.camera import Exposure, camera_rotation, rotate_equirect
 from vigil360.bench.synthetic.scripts import Actor, Scene, build_scene
 from vigil360.bench.synthetic.spec import ActorTruth, ScenarioSpec, ScenarioTruth
 from vigil360.bench.synthetic.sprites import Look, paint
+from vigil360.bench.synthetic.street import Street, pink_noise
+from vigil360.bench.synthetic.wearer import Pose, WearerMotion
 from vigil360.bench.synthetic.world import Courtyard, background
 from vigil360.edge.geometry import mask_to_anglebox, sector, wrap_yaw
 from vigil360.schema import RLE, AnomalyInterval, Entity, Video, VideoRecord
 
 _NOISE_BANK = 4  # pre-drawn noise frames, cycled in a seeded order (drawing per frame is too slow)
 _SHADE_BANDS = 16
+_CLOTH_TEXELS = 64  # cloth texture tile (texels), at _CLOTH_PER_M texels per metre of billboard
+_CLOTH_PER_M = 60.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class _Placement:
     yaw: float  # camera bearing of the ground-contact point, degrees
     distance: float
     elevation: float
+    cam_h: float  # camera height above the ground this frame
 
 
 class _Renderer:
@@ -45,6 +51,14 @@ class _Renderer:
         self.event_s = self.scene.event_s if self.scene.event_s is not None else spec.duration_s / 2
         self.width, self.height, self.cam_h = spec.width, spec.height, spec.camera_height_m
         self._rng = rng
+        # A second stream for what issue 12 added, so clips of a standing wearer stay as they were.
+        extra = np.random.default_rng([spec.seed, 12])
+        self.wearer = WearerMotion.draw(spec.wearer, extra, spec.camera_height_m, self.event_s, spec.duration_s,
+                                        spec.turning_deg_s, spec.walk_speed_mps)
+        self.street = Street.draw(extra) if spec.street else None
+        self.exposure = Exposure.draw(extra, spec.duration_s) if spec.exposure == "auto" else Exposure.fixed()
+        self.cloth = (1.0 + 0.12 * np.clip(pink_noise((_CLOTH_TEXELS, _CLOTH_TEXELS), extra), -2.5, 2.5)).astype(
+            np.float32)
         self._background: np.ndarray | None = None
         self._noise: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._palettes: dict[Look, list[np.ndarray]] = {}
@@ -53,14 +67,15 @@ class _Renderer:
         self.row_tan = np.tan(np.clip(pitch, -np.pi / 2 + 1e-6, np.pi / 2 - 1e-6)).astype(np.float32)
 
     def wearer_yaw(self, t: float) -> float:
-        return self.spec.turning_deg_s * (t - self.event_s)
+        return self.wearer.pose(t).yaw
 
     def _textures(self) -> None:
-        if self._background is not None:
+        if self._background is not None or self._noise is not None:
             return
-        # Stored twice side by side so any yaw rotation is one slice, with no wrap-around copy.
-        panorama = background(self.width, self.height, self.cam_h, self.yard, self._rng)
-        self._background = np.concatenate([panorama, panorama], axis=1)
+        if self.street is None:
+            # Stored twice side by side so any yaw rotation is one slice, with no wrap-around copy.
+            panorama = background(self.width, self.height, self.cam_h, self.yard, self._rng)
+            self._background = np.concatenate([panorama, panorama], axis=1)
         self._noise = []
         if self.spec.noise_sigma > 0:
             for _ in range(_NOISE_BANK):
@@ -93,19 +108,26 @@ class _Renderer:
         right = self._background[:, whole + 1 : whole + 1 + self.width]
         return cv2.addWeighted(left, 1.0 - fraction, right, fraction, 0.0)
 
-    def placements(self, t: float) -> list[_Placement]:
+    def placements(self, t: float, pose: Pose | None = None) -> list[_Placement]:
         """Active actors at time t, far to near (the drawing order)."""
-        turn = self.wearer_yaw(t)
+        pose = self.wearer.pose(t) if pose is None else pose
         out = []
         for index, actor in enumerate(self.scene.actors):
             if not actor.track.active(t):
                 continue
             x, z, elevation = (float(v) for v in actor.track.position(t))
-            if not self.yard.contains(x, z):
+            # Relative to the camera: a world-anchored actor minus where the wearer is; a wearer-anchored
+            # one is scripted relative to the wearer already.
+            if actor.anchor == "world":
+                rel_x, rel_z, world_x, world_z = x - pose.x, z - pose.z, x, z
+            else:
+                rel_x, rel_z, world_x, world_z = x, z, x + pose.x, z + pose.z
+            inside = self.street.contains(world_x, world_z) if self.street is not None else self.yard.contains(x, z)
+            if not inside:
                 continue
-            distance = float(np.hypot(x, z))
-            yaw = float(wrap_yaw(np.degrees(np.arctan2(x, z)) - turn))
-            out.append(_Placement(index, actor, yaw, distance, elevation))
+            distance = float(np.hypot(rel_x, rel_z))
+            yaw = float(wrap_yaw(np.degrees(np.arctan2(rel_x, rel_z)) - pose.yaw))
+            out.append(_Placement(index, actor, yaw, distance, elevation, pose.height_m))
         return sorted(out, key=lambda p: -p.distance)
 
     def _draw(self, place: _Placement, t: float, labels_t: np.ndarray, image: np.ndarray | None) -> None:
@@ -118,8 +140,9 @@ class _Renderer:
         # Angular box: yaw half-extent, and pitch extremes over the billboard's corners and centre line.
         yaw_half = np.arctan(half_w / d)
         far = np.hypot(d, half_w)
+        cam_h = place.cam_h
         pitches = np.arctan2(
-            np.array([place.elevation, top, place.elevation, top]) - self.cam_h, np.array([d, d, far, far])
+            np.array([place.elevation, top, place.elevation, top]) - cam_h, np.array([d, d, far, far])
         )
         w, h = self.width, self.height
         r0 = max(int(np.floor(h / 2.0 - pitches.max() * h / np.pi)) - 1, 0)
@@ -133,7 +156,7 @@ class _Renderer:
         delta = (cols - w / 2.0) * (2 * np.pi / w) - np.radians(place.yaw)
         delta = (delta + np.pi) % (2 * np.pi) - np.pi
         u = d * np.tan(delta)
-        v = (self.cam_h - place.elevation) + (d * self.row_tan[r0:r1, None]) / np.cos(delta).astype(
+        v = (cam_h - place.elevation) + (d * self.row_tan[r0:r1, None]) / np.cos(delta).astype(
             np.float32
         )
         stride = min(track.speed(t) / 1.4, 1.0)
@@ -149,6 +172,12 @@ class _Renderer:
             band = np.round(np.clip(np.abs(u) / half_w, 0, 1) * (_SHADE_BANDS - 1)).astype(np.uint8)
             index = part + (band * 8)[None, :]
             colour = cv2.merge([cv2.LUT(index, lut) for lut in self._shaded_palette(look)])
+            if self.spec.street:
+                # Cloth and paint are not flat: a 1/f texture fixed to the billboard, and light from above.
+                ti = (np.abs(v) * _CLOTH_PER_M).astype(np.int32) % _CLOTH_TEXELS
+                tj = (np.abs(u) * _CLOTH_PER_M).astype(np.int32)[None, :] % _CLOTH_TEXELS
+                light = self.cloth[ti, tj] * (0.85 + 0.2 * np.clip(v / look.height_m, 0, 1))
+                colour = np.clip(colour * light[..., None], 0, 255).astype(np.uint8)
         wrapped = cols % w
         # A box that runs over the seam is written as two contiguous column runs.
         cut = int(np.argmin(wrapped)) if wrapped[0] > wrapped[-1] else cols.size
@@ -166,18 +195,38 @@ class _Renderer:
     ) -> tuple[np.ndarray | None, np.ndarray, list[_Placement]]:
         """(image or None, transposed label map, placements) of frame `index`."""
         t = index / self.spec.fps
-        image = None
-        if with_image:
-            self._textures()
-            image = self._rotated_background(self.wearer_yaw(t))
-        labels_t = np.zeros((self.width, self.height), dtype=np.uint8)
-        places = self.placements(t)
-        for place in places:
-            self._draw(place, t, labels_t, image)
+        image, labels_t, places = self._compose(t, with_image)
+        if image is not None and self.spec.shutter_s > 0:
+            # Motion blur: the mean of the scene at the start and the end of the exposure.
+            earlier, _, _ = self._compose(t - self.spec.shutter_s, True)
+            image = cv2.addWeighted(image, 0.5, earlier, 0.5, 0.0)
+        if image is not None and self.spec.exposure != "fixed":
+            image = cv2.convertScaleAbs(image, alpha=self.exposure.gain(t))
         if image is not None and self._noise:
             plus, minus = self._noise[(index * 7 + self.spec.seed) % len(self._noise)]
             cv2.add(image, plus, dst=image)
             cv2.subtract(image, minus, dst=image)
+        return image, labels_t, places
+
+    def _compose(self, t: float, with_image: bool) -> tuple[np.ndarray | None, np.ndarray, list[_Placement]]:
+        """The scene at time t, tilted with the wearer's head: (image or None, transposed labels, placements)."""
+        pose = self.wearer.pose(t)
+        image = None
+        if with_image:
+            self._textures()
+            if self.street is not None:
+                image = self.street.render(self.width, self.height, pose.x, pose.z, pose.height_m, pose.yaw)
+            else:
+                image = self._rotated_background(pose.yaw)
+        labels_t = np.zeros((self.width, self.height), dtype=np.uint8)
+        places = self.placements(t, pose)
+        for place in places:
+            self._draw(place, t, labels_t, image)
+        if pose.pitch or pose.roll:
+            rotation = camera_rotation(pose.pitch, pose.roll)
+            if image is not None:
+                image = rotate_equirect(image, rotation)
+            labels_t = np.ascontiguousarray(rotate_equirect(np.ascontiguousarray(labels_t.T), rotation, True).T)
         return image, labels_t, places
 
 
@@ -199,17 +248,20 @@ class _TruthBuilder:
             for a in renderer.scene.actors
         ]
         self.wearer_yaw: list[float] = []
+        self.wearer_pose: list[tuple[float, ...]] = []
         self.num_frames = spec.num_frames
 
     def add(self, index: int, labels_t: np.ndarray, places: list[_Placement]) -> None:
         from pycocotools import mask as coco_mask
 
-        self.wearer_yaw.append(round(self.r.wearer_yaw(index / self.r.spec.fps), 4))
+        pose = self.r.wearer.pose(index / self.r.spec.fps)
+        self.wearer_yaw.append(round(pose.yaw, 4))
+        self.wearer_pose.append(tuple(round(v, 4) for v in (pose.x, pose.z, pose.height_m, pose.pitch, pose.roll)))
         for place in places:
             truth = self.actors[place.index]
             truth.frames.append(index)
             truth.yaw.append(round(place.yaw, 4))
-            truth.contact_pitch.append(round(float(np.degrees(np.arctan2(-self.r.cam_h, place.distance))), 4))
+            truth.contact_pitch.append(round(float(np.degrees(np.arctan2(-place.cam_h, place.distance))), 4))
             truth.distance_m.append(round(place.distance, 4))
             truth.elevation_m.append(round(place.elevation, 4))
             mask_t = labels_t == place.index + 1
@@ -281,6 +333,7 @@ class _TruthBuilder:
             num_frames=self.num_frames,
             event_frame=event,
             wearer_yaw=self.wearer_yaw,
+            wearer_pose=self.wearer_pose,
             actors=self.actors,
         )
         return record, sidecar

@@ -8,6 +8,7 @@ Captions describe clothing colours, objects and actions only, never age, race or
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -27,6 +28,9 @@ class Actor:
     label: str
     caption: Caption
     role: Role | None = None  # None: a distractor, absent from the ground-truth record
+    # "wearer": the track is relative to the wearer (it follows a walking wearer: a thief matching
+    # pace, a cyclist riding at them); "world": fixed to the street (passers-by, parked things).
+    anchor: Literal["wearer", "world"] = "wearer"
 
     @property
     def is_distractor(self) -> bool:
@@ -111,6 +115,7 @@ def _passer(
         _track(times, points),
         "person",
         Caption(appearance=_person_words(look), motion="walks past the wearer at a distance"),
+        anchor="world",
     )
 
 
@@ -321,6 +326,73 @@ def _scene_bystander(rng: np.random.Generator, spec: ScenarioSpec) -> Scene:
     return Scene([], None, [], "People walk past the wearer; nothing happens.")
 
 
+def _wearer_speed(spec: ScenarioSpec) -> float:
+    """Nominal walking speed for scripts that must outpace the wearer (the real one is drawn per clip)."""
+    return 1.6 if spec.wearer in ("walking", "mixed") else 0.0
+
+
+def _scene_overtake(rng: np.random.Generator, spec: ScenarioSpec) -> Scene:
+    """A cyclist or e-scooter rider overtaking from behind on the path, passing within arm's reach."""
+    event_s = _event_time(rng, spec)
+    look = Look("cyclist", float(rng.uniform(1.7, 1.85)), str(rng.choice(TOP_COLOURS)),
+                str(rng.choice(BOTTOM_COLOURS)))
+    lateral = float(rng.uniform(0.5, 0.9)) * float(rng.choice([-1.0, 1.0]))
+    speed = _wearer_speed(spec) + float(rng.uniform(3.5, 5.5))
+    # World-anchored along the street (+z), level with the wearer at event_s (the wearer is at z=0 then).
+    track = _track([event_s - 40.0 / speed, event_s + 40.0 / speed], [np.array([lateral, -40.0]),
+                                                                       np.array([lateral, 40.0])])
+    actor = Actor("perpetrator", look, track, "bicycle",
+                  Caption(appearance=f"a person in {_a(look.main)} top riding a bicycle",
+                          motion="overtakes the wearer from behind, passing very close at speed"),
+                  role="perpetrator", anchor="world")
+    interval = Interval(_first_time_within(track, 5.0, event_s - 10, event_s), event_s + 0.3, "Collide",
+                        "perpetrator")
+    return Scene([actor], event_s, [interval],
+                 f"A cyclist in {_a(look.main)} top overtakes the wearer from behind, very close.")
+
+
+def _scene_standstill(rng: np.random.Generator, spec: ScenarioSpec) -> Scene:
+    """Someone standing still on the path ahead: the wearer walks up to them; no threat of their own."""
+    look = _person_look(rng)
+    stand = np.array([float(rng.uniform(1.6, 2.5)) * float(rng.choice([-1.0, 1.0])), float(rng.uniform(6.0, 14.0))])
+    actor = Actor("standing0", look, _track([-60.0, 60.0], [stand, stand]), "person",
+                  Caption(appearance=_person_words(look), motion="stands still on the path ahead"),
+                  anchor="world")
+    return Scene([actor], None, [], "The wearer walks past someone standing still on the path.")
+
+
+def _scene_alongside(rng: np.random.Generator, spec: ScenarioSpec) -> Scene:
+    """People walking alongside the wearer at the wearer's own pace, a couple of metres off."""
+    actors = []
+    for index in range(int(rng.integers(1, 3))):
+        offset = polar(float(rng.choice([-1.0, 1.0]) * rng.uniform(60, 120)), float(rng.uniform(2.0, 3.0)))
+        look = _person_look(rng)
+        actors.append(Actor(f"alongside{index}", look, _track([-60.0, 60.0], [offset, offset]), "person",
+                            Caption(appearance=_person_words(look), motion="walks alongside the wearer"),
+                            anchor="wearer"))
+    return Scene(actors, None, [], "People walk alongside the wearer.")
+
+
+def _scene_reversing(rng: np.random.Generator, spec: ScenarioSpec) -> Scene:
+    """A car reversing out of a driveway ahead, across the wearer's path."""
+    event_s = _event_time(rng, spec)
+    colour = str(rng.choice(CAR_COLOURS))
+    look = Look("car", 1.45, colour)
+    side = float(rng.choice([-1.0, 1.0]))
+    ahead = float(rng.uniform(0.3, 1.0))  # metres ahead of the wearer's position at event_s
+    speed = float(rng.uniform(1.2, 2.2))
+    start = np.array([side * 9.0, ahead])
+    stop = np.array([-side * 1.0, ahead])
+    (t0, t1), _ = _line(start, stop, 0.0, speed)
+    shift = event_s - t1
+    track = _track([t0 + shift - 30.0, t0 + shift, t1 + shift, t1 + shift + 30.0], [start, start, stop, stop])
+    actor = Actor("perpetrator", look, track, "car",
+                  Caption(appearance=f"{_a(colour)} car", motion="reverses out of a driveway across the path"),
+                  role="perpetrator", anchor="world")
+    interval = Interval(t0 + shift, event_s + 0.5, "Traffic", "perpetrator")
+    return Scene([actor], event_s, [interval], f"{_a(colour).capitalize()} car reverses across the wearer's path.")
+
+
 _SCRIPTS = {
     "stealing": _scene_stealing,
     "lookalikes": _scene_lookalikes,
@@ -328,6 +400,10 @@ _SCRIPTS = {
     "traffic": _scene_traffic,
     "throw": _scene_throw,
     "bystander": _scene_bystander,
+    "overtake": _scene_overtake,
+    "standstill": _scene_standstill,
+    "alongside": _scene_alongside,
+    "reversing": _scene_reversing,
 }
 
 

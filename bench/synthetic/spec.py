@@ -11,10 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vigil360.bench.synthetic.wearer import WearerMode
 from vigil360.config import CameraConfig
 from vigil360.schema import RLE, AngleBox, Caption, Role
 
-ScenarioKind = Literal["stealing", "collide", "traffic", "throw", "bystander", "lookalikes"]
+ScenarioKind = Literal["stealing", "collide", "traffic", "throw", "bystander", "lookalikes", "overtake",
+                       "standstill", "alongside", "reversing"]
 SCENARIO_KINDS: tuple[ScenarioKind, ...] = (
     "stealing",
     "collide",
@@ -23,6 +25,9 @@ SCENARIO_KINDS: tuple[ScenarioKind, ...] = (
     "bystander",
     "lookalikes",
 )
+# What a walking wearer meets besides the above (issue 12): overtaking from behind, walking up to
+# someone standing still, walking with people alongside, a car reversing across the path.
+WALKING_KINDS: tuple[ScenarioKind, ...] = ("overtake", "standstill", "alongside", "reversing")
 
 
 class _Strict(BaseModel):
@@ -51,12 +56,27 @@ class ScenarioSpec(_Strict):
     )
     noise_sigma: float = Field(2.0, ge=0, le=30, description="sensor noise, grey levels (one sigma)")
     camera_height_m: float = Field(default_factory=lambda: CameraConfig().height_m, gt=0.2, lt=3.0)
+    wearer: WearerMode = Field("standing", description="standing (turning_deg_s may turn it), turning, walking "
+                                                       "(with gait bob and sway) or mixed (walk, stop, look round)")
+    walk_speed_mps: float | None = Field(None, ge=0.3, le=2.5, description="walking speed; None draws 0.5-1.6")
+    world: Literal["courtyard", "street"] | None = Field(
+        None, description="courtyard (one panorama, no parallax) or street (ray cast per frame from the walking "
+                          "camera: facades, parked cars); None: street when the wearer walks")
+    exposure: Literal["fixed", "auto"] = Field(
+        "fixed", description="auto: slow gain drift plus sudden auto-exposure steps of +-10-25 %")
+    shutter_s: float = Field(0.0, ge=0, le=0.05, description="exposure time for motion blur (0: none)")
 
     @model_validator(mode="after")
     def _equirect(self) -> ScenarioSpec:
         if self.width != 2 * self.height:
             raise ValueError(f"equirectangular frames are 2:1; got {self.width}x{self.height}")
+        if self.world == "courtyard" and self.wearer in ("walking", "mixed"):
+            raise ValueError("a walking wearer needs world 'street' (the courtyard panorama has no parallax)")
         return self
+
+    @property
+    def street(self) -> bool:
+        return self.world == "street" or (self.world is None and self.wearer in ("walking", "mixed"))
 
     @property
     def num_frames(self) -> int:
@@ -108,6 +128,8 @@ class ScenarioTruth(_Strict):
     num_frames: int
     event_frame: int | None = Field(None, description="frame of the anomaly's key moment (contact, pass)")
     wearer_yaw: list[float] = Field(default_factory=list, description="per frame, degrees, world frame")
+    wearer_pose: list[tuple[float, float, float, float, float]] = Field(
+        default_factory=list, description="per frame: x, z (m), camera height (m), pitch, roll (deg)")
     actors: list[ActorTruth] = Field(default_factory=list)
 
     def actor(self, actor_id: str) -> ActorTruth:

@@ -18,7 +18,14 @@ import numpy as np
 from pydantic import ValidationError
 
 from vigil360.bench.synthetic.render import render_to
-from vigil360.bench.synthetic.spec import SCENARIO_KINDS, ScenarioKind, ScenarioSpec, ScenarioTruth
+from vigil360.bench.synthetic.spec import (
+    SCENARIO_KINDS,
+    WALKING_KINDS,
+    ScenarioKind,
+    ScenarioSpec,
+    ScenarioTruth,
+)
+from vigil360.bench.synthetic.wearer import WearerMode
 from vigil360.records import RecordError, describe_validation_error, write_video_json
 
 SCENARIO_SUFFIX = ".scenario.json.gz"
@@ -116,20 +123,28 @@ def find_clips(folder: str | Path) -> list[ClipFiles]:
 def suite_specs(
     n: int,
     seed: int = 0,
-    kinds: tuple[ScenarioKind, ...] = SCENARIO_KINDS,
+    kinds: tuple[ScenarioKind, ...] | None = None,
     max_turning_deg_s: float = 20.0,
     width: int = 1920,
     height: int = 960,
     fps: float = 30.0,
     duration_s: float = 10.0,
+    wearer: WearerMode | None = None,
 ) -> list[ScenarioSpec]:
-    """`n` specs cycling through `kinds`; every other clip has a slowly turning wearer, and
-    approaches from behind cross the seam in the first pass through `kinds` (then alternate).
+    """`n` specs cycling through `kinds`; approaches from behind cross the seam in the first pass
+    through `kinds` (then alternate).
 
+    `wearer` None (the original suite): every other clip has a slowly turning wearer, the rest stand.
+    "standing" / "turning": every clip so. "walking" / "mixed": the walking-wearer kinds join the cycle,
+    the camera's true height is drawn from 0.9-1.8 m (the tier keeps assuming its configured height, as a
+    real user who never measured it would), and auto-exposure drifts and steps.
     Clip seeds are drawn from `seed`; the video ids carry them, so suites rarely share a clip.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    walking = wearer in ("walking", "mixed")
+    if kinds is None:
+        kinds = SCENARIO_KINDS + WALKING_KINDS if walking else SCENARIO_KINDS
     if not kinds:
         raise ValueError("kinds is empty")
     rng = np.random.default_rng(seed)
@@ -137,8 +152,15 @@ def suite_specs(
     for index in range(n):
         clip_seed = int(rng.integers(0, 2**31 - 1))
         turning = float(rng.uniform(-1, 1) * max_turning_deg_s) if index % 2 == 1 else 0.0
+        if wearer == "turning" and turning == 0.0:
+            turning = float(rng.choice([-1, 1]) * rng.uniform(0.25, 1) * max_turning_deg_s)
+        elif wearer in ("standing", "walking", "mixed"):
+            turning = 0.0
         kind = kinds[index % len(kinds)]
         across = (index // len(kinds)) % 2 == 0 if kind in ("stealing", "lookalikes") else None
+        extra: dict[str, object] = {}
+        if walking:
+            extra = {"camera_height_m": round(float(rng.uniform(0.9, 1.8)), 3), "exposure": "auto"}
         specs.append(
             ScenarioSpec(
                 kind=kind,
@@ -149,6 +171,8 @@ def suite_specs(
                 height=height,
                 fps=fps,
                 duration_s=duration_s,
+                wearer=wearer or "standing",
+                **extra,  # type: ignore[arg-type]
             )
         )
     return specs

@@ -1,9 +1,13 @@
 """Measured appearance without a model: named colours of the upper and lower halves of a mask,
 and a size class from angular size and distance ("person in a red top and blue trousers").
 
-Colour names come from a small HSV table (OpenCV's H in 0..179, S and V in 0..255); each mask
-pixel gets a name and the most frequent name wins, which is robust to shading and to the few
-background pixels a motion mask always carries.
+Colour names survive real light: pixels are first white-balanced with the scene's own grey-world
+estimate (the mean of the frame in linear light, which is what a camera's auto white balance
+assumes too: a street averages out to grey), then named in CIELAB, where lightness, chroma and
+hue are perceptual axes - so "brown" is a dark, modest-chroma orange and "beige" a light, low-
+chroma one, rather than thresholds between some palette's values. Each mask pixel gets a name and
+the most frequent name wins, which is robust to shading and to the few background pixels a motion
+mask always carries.
 """
 
 from __future__ import annotations
@@ -19,37 +23,72 @@ COLOUR_NAMES: tuple[str, ...] = (
     "black", "white", "grey", "red", "orange", "brown", "beige", "yellow", "green", "teal", "blue", "purple",
     "pink",
 )
-# Upper hue bound (exclusive) of each chromatic name, OpenCV hue units (degrees / 2).
-_HUE_TABLE: tuple[tuple[int, str], ...] = (
-    (8, "red"), (20, "orange"), (33, "yellow"), (85, "green"), (100, "teal"), (130, "blue"),
-    (150, "purple"), (170, "pink"), (180, "red"),
+# CIELAB hue angle (degrees, a* toward b*) bounds of the chromatic names, upper bound exclusive.
+_HUE_TABLE: tuple[tuple[float, str], ...] = (
+    (15.0, "pink"), (48.0, "red"), (75.0, "orange"), (108.0, "yellow"), (170.0, "green"), (235.0, "teal"),
+    (310.0, "blue"), (338.0, "purple"), (360.0, "pink"),
 )
-_DARK_V = 55  # below: black, whatever the hue (camera noise makes dark hues meaningless)
-_GREY_S = 45  # below: achromatic
-_WHITE_V = 190
-_PALE_S = 100  # below (and above _GREY_S): a pale tint - beige for the warm hues
+_ACHROMATIC_CHROMA = 10.0  # below: black, grey or white by lightness alone
+_BLACK_L = 28.0
+_WHITE_L = 82.0
+_DARK_L = 20.0  # below: black whatever the hue (noise makes dark hues meaningless)
+_MID_GREY = 0.18  # grey-world: a scene's mean reflectance in linear light
+_MAX_GAIN = 12.0  # tungsten light (CIE A) needs ~8x on blue
 
 
-def colour_indices(bgr_pixels: np.ndarray) -> np.ndarray:
-    """Index into COLOUR_NAMES for each of N BGR uint8 pixels (shape (N, 3))."""
-    hsv = cv2.cvtColor(bgr_pixels.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_BGR2HSV).reshape(-1, 3)
-    h, s, v = hsv[:, 0].astype(np.int32), hsv[:, 1].astype(np.int32), hsv[:, 2].astype(np.int32)
-    bounds = np.array([b for b, _ in _HUE_TABLE])
-    hue_names = np.array([COLOUR_NAMES.index(n) for _, n in _HUE_TABLE])
-    names = hue_names[np.searchsorted(bounds, h, side="right")]
-    # Dark orange is what people call brown; pale, light orange-to-yellow is beige.
-    warm = (names == COLOUR_NAMES.index("orange")) | (names == COLOUR_NAMES.index("yellow"))
-    names = np.where((names == COLOUR_NAMES.index("orange")) & (v < 150), COLOUR_NAMES.index("brown"), names)
-    names = np.where(warm & (s < _PALE_S) & (v >= 150), COLOUR_NAMES.index("beige"), names)
-    achromatic = np.where(v >= _WHITE_V, COLOUR_NAMES.index("white"), COLOUR_NAMES.index("grey"))
-    names = np.where(s < _GREY_S, achromatic, names)
-    return np.where(v < _DARK_V, COLOUR_NAMES.index("black"), names)
+def _linear(bgr_uint8: np.ndarray) -> np.ndarray:
+    """sRGB uint8 -> linear light in [0, 1] (the exact sRGB transfer curve)."""
+    c = bgr_uint8.astype(np.float32) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def dominant_colour(bgr_pixels: np.ndarray) -> str:
+def grey_world_gains(bgr_pixels: np.ndarray) -> np.ndarray:
+    """Per-channel (B, G, R) gains in linear light that turn the scene's mean into a mid grey: white
+    balance and exposure in one. Clipped pixels (near 0 or 255) say nothing about the light and are
+    left out; gains are bounded so a near-monochrome scene cannot blow a colour up."""
+    pixels = np.asarray(bgr_pixels, dtype=np.uint8).reshape(-1, 3)
+    usable = pixels[(pixels.max(axis=1) < 250) & (pixels.min(axis=1) > 5)]
+    if usable.shape[0] < 16:
+        return np.ones(3, dtype=np.float32)
+    means = _linear(usable).mean(axis=0)
+    return np.clip(_MID_GREY / np.maximum(means, 1e-4), 1.0 / _MAX_GAIN, _MAX_GAIN).astype(np.float32)
+
+
+def colour_indices(bgr_pixels: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
+    """Index into COLOUR_NAMES for each of N BGR uint8 pixels (shape (N, 3)), after applying the linear
+    white-balance `gains` (from `grey_world_gains`; None: the pixels are taken as balanced)."""
+    linear = _linear(np.asarray(bgr_pixels).reshape(-1, 3))
+    if gains is not None:
+        linear = np.clip(linear * np.asarray(gains, dtype=np.float32)[None, :], 0.0, 1.0)
+    # OpenCV's float Lab conversion applies the sRGB curve itself: hand it gamma-encoded values.
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055).astype(np.float32)
+    lab = cv2.cvtColor(encoded.reshape(-1, 1, 3), cv2.COLOR_BGR2Lab).reshape(-1, 3)
+    lightness, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
+    chroma = np.hypot(a, b)
+    hue = np.degrees(np.arctan2(b, a)) % 360.0
+    bounds = np.array([bound for bound, _ in _HUE_TABLE])
+    hue_names = np.array([COLOUR_NAMES.index(name) for _, name in _HUE_TABLE])
+    names = hue_names[np.minimum(np.searchsorted(bounds, hue, side="right"), len(bounds) - 1)]
+    index = COLOUR_NAMES.index
+    # Orange and red at low lightness are what people call brown; light, low-chroma warm hues are beige.
+    warm = (hue >= 25.0) & (hue < 100.0)
+    names = np.where(warm & (lightness < 50.0) & (chroma < 45.0), index("brown"), names)
+    names = np.where(warm & (lightness >= 60.0) & (chroma < 30.0), index("beige"), names)
+    achromatic = np.where(lightness >= _WHITE_L, index("white"),
+                          np.where(lightness < _BLACK_L, index("black"), index("grey")))
+    names = np.where(chroma < _ACHROMATIC_CHROMA, achromatic, names)
+    return np.where(lightness < _DARK_L, index("black"), names)
+
+
+def article(word: str) -> str:
+    """'a' or 'an' before `word`, by its first sound (spelling is close enough for colour words)."""
+    return "an" if word[:1].lower() in "aeio" else "a"
+
+
+def dominant_colour(bgr_pixels: np.ndarray, gains: np.ndarray | None = None) -> str:
     if bgr_pixels.size == 0:
         return "unknown"
-    counts = np.bincount(colour_indices(bgr_pixels), minlength=len(COLOUR_NAMES))
+    counts = np.bincount(colour_indices(bgr_pixels, gains), minlength=len(COLOUR_NAMES))
     return COLOUR_NAMES[int(np.argmax(counts))]
 
 
@@ -64,7 +103,7 @@ class Appearance:
         if self.label_guess == "person":
             if self.upper == self.lower:
                 return f"person dressed in {self.upper}"
-            return f"person in a {self.upper} top and {self.lower} trousers"
+            return f"person in {article(self.upper)} {self.upper} top and {self.lower} trousers"
         if self.label_guess == "small object":
             return f"small {self.upper} object"
         if self.label_guess == "vehicle":
@@ -88,8 +127,9 @@ def size_class(top_pitch: float, contact_pitch: float, width_deg: float,
 
 
 def measure_appearance(small_bgr: np.ndarray, mask: np.ndarray, top_pitch: float, contact_pitch: float,
-                       width_deg: float, distance: Distance) -> Appearance:
-    """Colours of the upper and lower halves of `mask` (same size as `small_bgr`)."""
+                       width_deg: float, distance: Distance, gains: np.ndarray | None = None) -> Appearance:
+    """Colours of the upper and lower halves of `mask` (same size as `small_bgr`), white-balanced with
+    `gains` (None: the frame's own grey-world estimate)."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         raise ValueError("cannot measure the appearance of an empty mask")
@@ -100,6 +140,8 @@ def measure_appearance(small_bgr: np.ndarray, mask: np.ndarray, top_pitch: float
     upper = small_bgr[upper_start:middle][mask[upper_start:middle]]
     lower = small_bgr[middle:bottom][mask[middle:bottom]]
     size, label = size_class(top_pitch, contact_pitch, width_deg, distance)
-    upper_name = dominant_colour(upper if upper.size else lower)
-    lower_name = dominant_colour(lower if lower.size else upper)
+    if gains is None:
+        gains = grey_world_gains(small_bgr[::4, ::4])
+    upper_name = dominant_colour(upper if upper.size else lower, gains)
+    lower_name = dominant_colour(lower if lower.size else upper, gains)
     return Appearance(upper_name, lower_name, size, label)

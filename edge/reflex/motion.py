@@ -22,7 +22,8 @@ from vigil360.edge.geometry import Distance, mask_to_anglebox, pixel_to_angles, 
 from vigil360.edge.reflex.ego import circular_shift
 from vigil360.schema import AngleBox
 
-_FIRST_RATE_FRAMES = 60
+# Right after the seed the model learns with a 2 s time constant, easing to `bg_history_s`.
+_FIRST_RATE_S = 2.0
 # Rows above the lowest one that still count as the ground contact when taking its bearing (a stride
 # lifts the trailing foot a row or two).
 _CONTACT_ROWS = 2
@@ -103,12 +104,12 @@ class MotionProposer:
         self.blur_sigma = 0.8 if downscaled else 1.0
         self.config = config
         self.camera_height_m = camera_height_m
-        self.subtractor = cv2.createBackgroundSubtractorMOG2(
-            history=config.bg_history, varThreshold=config.bg_var_threshold, detectShadows=False
-        )
-        self.subtractor.setBackgroundRatio(config.bg_ratio)
         self._buffer: list[np.ndarray] = []
-        self.frames_seen = 0
+        self._seed_start: float | None = None
+        self._seeded_at: float | None = None
+        self._last_time: float | None = None
+        self._reference_level: float | None = None
+        self.reset()
         deg_per_px_x, deg_per_px_y = 360.0 / width, 180.0 / height
         rows = np.arange(height)
         _, pitch = pixel_to_angles(np.zeros(height), rows, width, height)
@@ -122,8 +123,23 @@ class MotionProposer:
         self.last_foreground: np.ndarray | None = None
         self._column_yaw, _ = pixel_to_angles(np.arange(width), 0.0, width, height)
 
-    def propose(self, small_bgr: np.ndarray, ego_offset_px: float) -> list[Region]:
-        """Foreground regions of one working-resolution BGR frame; `ego_offset_px` is the
+    def reset(self) -> None:
+        """Forget the background (the wearer walked on: what was learnt is elsewhere now); the next
+        `bootstrap_s` of frames seed a new one."""
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(
+            history=500, varThreshold=self.config.bg_var_threshold, detectShadows=False
+        )
+        self.subtractor.setBackgroundRatio(self.config.bg_ratio)
+        self._buffer = []
+        self._seed_start = self._seeded_at = self._last_time = None
+        self._reference_level = None
+
+    @property
+    def seeded(self) -> bool:
+        return self._seeded_at is not None
+
+    def propose(self, small_bgr: np.ndarray, ego_offset_px: float, time_s: float) -> list[Region]:
+        """Foreground regions of one working-resolution BGR frame at `time_s`; `ego_offset_px` is the
         wearer's accumulated turn as a content shift (from `EgoRotation.update`)."""
         # Sub-pixel stabilisation: an integer roll leaves half-pixel flicker on every sharp edge.
         stabilised = circular_shift(small_bgr, -ego_offset_px) if ego_offset_px else small_bgr
@@ -131,19 +147,27 @@ class MotionProposer:
         # otherwise flickers as foreground along every high-contrast edge). Only as strong as
         # needed: it also thins the faint legs and wheels of far entities out of the foreground.
         stabilised = cv2.GaussianBlur(wrap_pad(stabilised, 1), (3, 3), self.blur_sigma)[:, 1:-1]
-        self.frames_seen += 1
-        if self.frames_seen <= self.config.bootstrap_frames:
-            self._bootstrap(stabilised)
+        dt = 0.0 if self._last_time is None else time_s - self._last_time
+        self._last_time = time_s
+        stabilised = self._level_exposure(stabilised, dt)
+        if self._seeded_at is None:
+            self._bootstrap(stabilised, time_s)
             return []
-        # After the seed, learn at 1/60 (per-pixel variances settle within seconds; someone must
-        # stand still ~20 frames to be absorbed) easing to the steady 1/bg_history.
-        since_seed = self.frames_seen - self.config.bootstrap_frames
-        rate = 1.0 / min(self.config.bg_history, _FIRST_RATE_FRAMES + 2 * since_seed)
+        # After the seed, learn with a 2 s time constant (per-pixel variances settle within seconds;
+        # someone must stand still well over half a second to be absorbed) easing to `bg_history_s`.
+        since_seed = time_s - self._seeded_at
+        rate = float(np.clip(dt / min(self.config.bg_history_s, _FIRST_RATE_S + 2 * since_seed), 0.0, 1.0))
         foreground = self.subtractor.apply(stabilised, learningRate=rate)
         back = int(round(ego_offset_px))
         if back:
             foreground = np.roll(foreground, back, axis=1)
-        foreground = self._clean(foreground)
+        return self.regions(foreground)
+
+    def regions(self, raw_foreground: np.ndarray) -> list[Region]:
+        """Regions of a raw uint8 foreground mask (0 / 255) in camera coordinates, from whichever source
+        (the background model here, the residual motion for a walking wearer): cleaned, grouped across
+        small gaps and the seam, stacked into upright entities, filtered by area."""
+        foreground = self._clean(raw_foreground)
         self.last_foreground = foreground
         # Group on a closed (gap-bridging) mask, but keep the un-dilated pixels as the instance mask.
         grouped = wrapped_morphology(foreground, cv2.MORPH_CLOSE, self.merge_kernel)
@@ -181,16 +205,40 @@ class MotionProposer:
             grown = cv2.bitwise_and(cv2.dilate(grown, self.grow_kernel), allowed)
         return np.ascontiguousarray(grown[:, pad: pad + raw.shape[1]])
 
-    def _bootstrap(self, stabilised: np.ndarray) -> None:
-        """Seed the model with the median of the first frames (every other one: half the cost,
-        the same median), then learn at the steady rate. OpenCV's own schedule learns very fast
-        at first, absorbing anyone present then; they leave ghosts when they move on."""
-        if self.frames_seen % 2 == 1 or self.frames_seen == self.config.bootstrap_frames:
+    def _bootstrap(self, stabilised: np.ndarray, time_s: float) -> None:
+        """Seed the model with the median of the first `bootstrap_s` of frames (at most ~15 of them:
+        the median needs no more), then learn at the steady rate. OpenCV's own schedule learns very
+        fast at first, absorbing anyone present then; they leave ghosts when they move on."""
+        if self._seed_start is None:
+            self._seed_start = time_s
+        elapsed = time_s - self._seed_start
+        due = len(self._buffer) < 1 + int(elapsed / self.config.bootstrap_s * 15)
+        done = elapsed >= self.config.bootstrap_s * (1 - 1e-6)
+        if due or done:
             self._buffer.append(stabilised.copy())
-        if self.frames_seen == self.config.bootstrap_frames:
+        if done:
             background = np.median(np.stack(self._buffer), axis=0).astype(np.uint8)
             self.subtractor.apply(background, learningRate=1.0)
             self._buffer = []
+            self._seeded_at = time_s
+
+    def _level_exposure(self, stabilised: np.ndarray, dt: float) -> np.ndarray:
+        """Undo auto-exposure: scale the frame so its median brightness matches a reference that
+        follows the scene only as slowly as the background model itself learns (`bg_history_s`).
+
+        A camera re-metering changes every pixel by about the same factor within a frame or two; to a
+        background model that is the whole frame in the foreground for seconds. Movers are a small
+        part of the frame, so the median hardly sees them."""
+        level = float(np.median(stabilised[::4, ::4])) + 1.0
+        if self._reference_level is None:
+            self._reference_level = level
+            return stabilised
+        gain = self._reference_level / level
+        follow = min(dt / self.config.bg_history_s, 1.0)
+        self._reference_level += follow * (level - self._reference_level)
+        if abs(gain - 1.0) < 0.01:
+            return stabilised
+        return cv2.convertScaleAbs(stabilised, alpha=gain)
 
     def _region(self, mask: np.ndarray, area: float) -> Region | None:
         box = mask_to_anglebox(mask)

@@ -1,11 +1,21 @@
-"""The reflex tier: weight-free perception that runs on every frame (issue 4).
+"""The reflex tier: weight-free perception that runs on every frame (issues 4 and 12).
 
-frame -> downscale -> ego-rotation -> motion regions -> tracks -> distance, risk, appearance.
+frame -> downscale -> ego-motion -> motion regions -> tracks -> distance, risk, appearance.
 The "whom" of every reflex track is the wearer; the mover is the perpetrator.
+
+Ego-motion has two parts: the turn about the vertical as a drift-free shift of the horizon band
+(`ego.EgoRotation`, which keeps a standing wearer's background model aligned), and the full
+rotation plus the direction and speed of travel from flow on the sphere (`ego_motion`). While the
+wearer stands or turns, movers are the foreground of a background model; once they walk (the
+flow's metric speed above a threshold), a background model is useless (parallax slides everything)
+and movers are the flow a static world cannot explain. Head pitch and roll are integrated from the
+flow fits and leaked toward level, and every contact is levelled with them before its range is
+taken. All timing is in seconds, so the tier behaves the same from 10 to 60 fps.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,12 +28,27 @@ from vigil360.config import Settings
 from vigil360.edge.geometry import Distance, check_equirect_shape, ground_distance
 from vigil360.edge.reflex.appearance import Appearance, measure_appearance
 from vigil360.edge.reflex.ego import EgoRotation
-from vigil360.edge.reflex.motion import MotionProposer
+from vigil360.edge.reflex.ego_motion import EgoMotion, EgoStep
+from vigil360.edge.reflex.imu import GyroTrack
+from vigil360.edge.reflex.motion import MotionProposer, Region
+from vigil360.edge.reflex.residual import ResidualForeground
 from vigil360.edge.reflex.risk import RiskAssessment, assess
 from vigil360.edge.reflex.tracker import AngleTracker, Track
 from vigil360.schema import RLE, AngleBox
 
 STAGES: tuple[str, ...] = ("downscale", "ego", "motion", "track", "risk", "appearance")
+log = logging.getLogger(__name__)
+
+# Walking starts above this speed over ground and ends below the lower one (hysteresis: the speed
+# estimate is noisy, and every switch re-seeds a background model).
+_WALK_START_MPS = 0.35
+_WALK_STOP_MPS = 0.2
+# Head pitch and roll from integrated flow drift; a head is level on average over a couple of seconds.
+_LEVEL_TAU_S = 2.0
+_SPEED_TAU_S = 0.5
+_RATE_WINDOW_S = 2.0
+_LEVEL_MIN_DEG = 0.05  # head tilt below which the frame is used as it is
+_MAX_LAG_S = 0.5
 
 
 @dataclass
@@ -67,8 +92,10 @@ class _TrackMemory:
     """What the tier remembers per track beyond the tracker's geometry."""
 
     appearance: Appearance | None = None
+    measured_s: float = -np.inf  # when the appearance was last measured
     flagged: bool = False
-    above_threshold: int = 0  # consecutive frames with risk at or above the threshold
+    above_since: float | None = None  # since when risk has been at or above the threshold, without a break
+    above_frames: int = 0
     mask_history: deque = field(default_factory=deque)
 
 
@@ -81,15 +108,34 @@ class ReflexPerception:
         self.work_width = min(self.config.work_width, width)
         self.work_height = self.work_width // 2
         self.ego = EgoRotation(self.work_width)
+        self.ego_motion = EgoMotion(self.work_width, self.work_height, self.settings.camera.height_m)
         self.motion = MotionProposer(self.work_width, self.work_height, self.config, self.settings.camera.height_m,
                                      downscaled=self.work_width < width)
-        self.tracker = AngleTracker(self.config, fps_hint=self.settings.camera.fps)
+        self.residual = ResidualForeground(self.work_width, self.work_height)
+        self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.frame_index = 0
         self._last_time: float | None = None
         self._first_time: float | None = None
         self._memory: dict[int, _TrackMemory] = {}
+        # Ego state, per frame time: heading (deg, world), head pitch and roll (deg), and the wearer's
+        # position on the ground (m, world x right / z ahead of the first heading).
+        self.walking = False
+        self.speed_mps = 0.0
+        self.heading_deg = 0.0
+        self.attitude = (0.0, 0.0)
+        self.position = np.zeros(2)
+        self._velocity = np.zeros(2)
+        self._poses: dict[float, tuple[float, float, float]] = {}
+        self._times: deque[float] = deque()
+        self.rate_warning: str | None = None
+        self._last_pose_time: float | None = None
+        self.gyro: GyroTrack | None = None
+
+    def use_gyro(self, gyro: GyroTrack | None) -> None:
+        """Take the camera's rotation from this gyro (see `imu`) wherever its samples cover a frame pair."""
+        self.gyro = gyro
 
     def _check_frame(self, frame: np.ndarray, timestamp_s: float) -> None:
         if not isinstance(frame, np.ndarray):
@@ -115,16 +161,41 @@ class ReflexPerception:
             small = frame
         else:
             small = cv2.resize(frame, (self.work_width, self.work_height), interpolation=cv2.INTER_AREA)
+        self._check_rate(timestamp_s)
         t1 = clock()
-        offset = self.ego.update(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        # Dense flow (and its residual) only while walking, or about to: standing needs the sparse fit alone.
+        step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=self.speed_mps > _WALK_STOP_MPS)
+        self._update_pose(step, timestamp_s)
         t2 = clock()
-        regions = self.motion.propose(small, offset)
+        levelled = False
+        if self.walking:
+            self.ego.update(gray)  # kept current, for when the wearer stops
+            residual = None if step is None else step.residual
+            regions = [] if residual is None else self.motion.regions(self.residual.update(residual))
+        else:
+            # The background model needs the world where it was: a standing head still nods and sways
+            # by a degree or more, which is hundreds of spurious regions on textured scenes.
+            pitch, roll = self.attitude
+            if max(abs(pitch), abs(roll)) > _LEVEL_MIN_DEG:
+                map_x, map_y = self.ego_motion.field.level_maps(pitch, roll)
+                small_level = cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+                gray = cv2.cvtColor(small_level, cv2.COLOR_BGR2GRAY)
+                levelled = True
+            else:
+                small_level = small
+            # The turn is read from the levelled frame too: a roll shifts the horizon band unevenly.
+            offset = self.ego.update(gray)
+            regions = self.motion.propose(small_level, offset, timestamp_s)
         camera = self.settings.camera
         for region in regions:
+            if not levelled:
+                self._level(region)
             region.distance = ground_distance(region.contact_pitch, camera.height_m, self.pitch_sigma_deg,
                                               camera.height_sigma_m)
         t3 = clock()
-        tracks = self.tracker.step(regions, timestamp_s, self.ego.yaw_deg)
+        tracks = self.tracker.step(regions, timestamp_s, self.heading_deg, (float(self.position[0]),
+                                                                            float(self.position[1])))
         live_ids = {track.track_id for track in self.tracker.tracks}
         self._memory = {tid: mem for tid, mem in self._memory.items() if tid in live_ids}
         t4 = clock()
@@ -144,6 +215,65 @@ class ReflexPerception:
         }
         return results
 
+    def _check_rate(self, timestamp_s: float) -> None:
+        """Warn (once per episode) while the effective frame rate is below `min_rate_fps`."""
+        self._times.append(timestamp_s)
+        while timestamp_s - self._times[0] > _RATE_WINDOW_S:
+            self._times.popleft()
+        span = self._times[-1] - self._times[0]
+        if span < 0.5 * _RATE_WINDOW_S:
+            return
+        fps = (len(self._times) - 1) / span
+        if fps < self.config.min_rate_fps * (1 - 1e-3):  # exactly 10 fps, with rounding in the times, is fine
+            if self.rate_warning is None:
+                self.rate_warning = (f"reflex tier at {fps:.1f} fps, below {self.config.min_rate_fps:g}: its motion "
+                                     "fits get too few frames, so warnings may come late or not at all")
+                log.warning(self.rate_warning)
+        else:
+            self.rate_warning = None
+
+    def _update_pose(self, step: EgoStep | None, timestamp_s: float) -> None:
+        """Heading, head attitude, speed and position after this frame, from the flow fit against the
+        frame ~0.15 s earlier (its pose is remembered), leaking pitch and roll toward level."""
+        dt = 0.0 if self._last_pose_time is None else timestamp_s - self._last_pose_time
+        self._last_pose_time = timestamp_s
+        if step is not None and step.earlier_time_s in self._poses:
+            heading, pitch, roll = self._poses[step.earlier_time_s]
+            leak = float(np.exp(-step.dt_s / _LEVEL_TAU_S))
+            self.heading_deg = heading + step.fit.yaw_deg
+            self.attitude = ((pitch + step.fit.pitch_deg) * leak, (roll + step.fit.roll_deg) * leak)
+            follow = 1.0 - float(np.exp(-dt / _SPEED_TAU_S))
+            self.speed_mps += follow * (step.speed_mps - self.speed_mps)
+            direction = step.fit.translation
+            if direction is not None and step.speed_mps > 0:
+                # Direction of travel on the ground, turned from camera axes into the world by the heading.
+                h = np.radians(self.heading_deg)
+                x, z = float(direction[0]), float(direction[2])
+                norm = float(np.hypot(x, z)) or 1.0
+                world = np.array([x * np.cos(h) + z * np.sin(h), -x * np.sin(h) + z * np.cos(h)]) / norm
+                self._velocity = world * self.speed_mps
+            else:
+                self._velocity = self._velocity * (1.0 - follow)
+        self.position = self.position + self._velocity * dt
+        self._poses[timestamp_s] = (self.heading_deg, *self.attitude)
+        horizon = timestamp_s - 2.0 * _MAX_LAG_S - 1.0
+        self._poses = {t: pose for t, pose in self._poses.items() if t >= horizon}
+        was_walking = self.walking
+        self.walking = self.speed_mps > (_WALK_STOP_MPS if was_walking else _WALK_START_MPS)
+        if self.walking and not was_walking:
+            self.residual.reset()
+        elif was_walking and not self.walking:
+            self.motion.reset()  # the background learnt before walking is elsewhere now
+
+    def _level(self, region: Region) -> None:
+        """Contact and top pitches as a level head would see them: a head pitched up by b sees what is
+        ahead b lower and what is behind b higher; rolled right-side-down by g, what is on the right g higher."""
+        pitch, roll = self.attitude
+        yaw = np.radians(region.ground_yaw)
+        correction = pitch * float(np.cos(yaw)) - roll * float(np.sin(yaw))
+        region.contact_pitch = float(np.clip(region.contact_pitch + correction, -90.0, 90.0))
+        region.top_pitch = float(np.clip(region.top_pitch + correction, -90.0, 90.0))
+
     def _risk(self, track: Track) -> tuple[Distance, RiskAssessment]:
         return track.last.distance, assess(track.window(self.config.history_s), self.config, track.farthest_m,
                                              self.pitch_sigma_deg)
@@ -155,11 +285,12 @@ class ReflexPerception:
 
     def _appearance(self, track: Track, small: np.ndarray, distance: Distance) -> Appearance:
         memory = self._remember(track)
-        due = memory.appearance is None or track.age_frames % self.config.appearance_every == 0
+        due = memory.appearance is None or self._last_time - memory.measured_s >= self.config.appearance_every_s
         if track.region is not None and due:
             region = track.region
             memory.appearance = measure_appearance(small, region.mask, region.top_pitch, region.contact_pitch,
                                                    region.box.width, distance)
+            memory.measured_s = self._last_time
         if memory.appearance is None:
             return Appearance("unknown", "unknown", "unknown", "moving object")
         return memory.appearance
@@ -167,15 +298,21 @@ class ReflexPerception:
     def _result(self, track: Track, appearance: Appearance, distance: Distance,
                 assessment: RiskAssessment) -> ReflexTrack:
         memory = self._remember(track)
-        # A flag needs `confirm_frames` frames in a row at the threshold, then holds while risk stays
-        # within 0.1 of it, so it neither blips on one frame nor flickers on one noisy frame.
+        # A flag needs `confirm_s` at the threshold without a break (and two frames at least), then holds
+        # while risk stays within 0.1 of it, so it neither blips on one frame nor flickers on one noisy frame.
         threshold = self.config.flag_threshold
-        memory.above_threshold = memory.above_threshold + 1 if assessment.risk >= threshold else 0
+        if assessment.risk >= threshold:
+            memory.above_since = self._last_time if memory.above_since is None else memory.above_since
+            memory.above_frames += 1
+        else:
+            memory.above_since, memory.above_frames = None, 0
         settled = self._last_time - self._first_time >= self.config.settle_s
         if memory.flagged:
             memory.flagged = assessment.risk >= threshold - 0.1
         else:
-            memory.flagged = settled and memory.above_threshold >= self.config.confirm_frames
+            confirmed = (memory.above_since is not None and memory.above_frames >= 2
+                         and self._last_time - memory.above_since >= self.config.confirm_s - 1e-9)
+            memory.flagged = settled and confirmed
         mask = None if track.region is None else track.region.mask
         if mask is not None and self.config.mask_history_frames > 0:
             memory.mask_history.append((track.last.time_s, masks.encode(mask)))

@@ -7,7 +7,10 @@ threshold is met" and the scores of different rules are comparable. The track's 
 highest rule score, and its reason is that rule's plain-words name.
 
 Positions come from the ground-contact distance (see `geometry.ground_distance`) and the world
-bearing (camera yaw plus the wearer's own turn); velocities are Theil-Sen fits (medians of
+bearing (camera yaw plus the wearer's own turn). Whether something comes *at* the wearer is judged
+on its position relative to the wearer, but whether it moves at all is judged on its own velocity
+over the ground (relative motion plus the wearer's own travel): a walking wearer closes on everyone
+standing ahead, and passes walkers coming the other way at twice walking pace; velocities are Theil-Sen fits (medians of
 pairwise slopes) over `history_s`, which shrug off frames whose contact row jumped. A motion
 rule also needs the samples to agree with the fit (the range shrinking, the displacement along
 the velocity) for most pairs: pixel jitter on a standing or strolling person gives large fitted
@@ -37,11 +40,10 @@ from vigil360.edge.reflex.tracker import Observation, linear_slope, pairwise_slo
 _MAX_RELATIVE_SIGMA = 0.35
 # Looming only counts once the entity is growing by at least this share per second (noise floor).
 _MIN_GROWTH_PER_S = 0.08
-# Fewer observations than this in the fit window give no risk at all: a fit over a handful of
-# frames (0.4 s at 30 fps) turns one pixel of jitter into metres per second.
-MIN_OBSERVATIONS = 12
-# Samples that say where an entity is now (0.17 s at 30 fps): enough to outvote one bad contact row.
-_RECENT = 5
+# However long the window (`config.min_fit_s`), a fit needs this many samples at the least.
+MIN_SAMPLES = 4
+# The span of samples that say where an entity is now: enough to outvote one bad contact row at 30 fps.
+_RECENT_S = 0.17
 # Looming alone (no usable distance: an airborne object) must be this consistent (R^2 of the
 # log-size fit) and this imminent before it counts; motion-mask edges make sizes jumpy.
 _LOOMING_R2 = 0.8
@@ -163,11 +165,13 @@ def assess(observations: list[Observation], config: ReflexConfig,
     usable = [d.metres < np.inf and d.sigma <= _MAX_RELATIVE_SIGMA * d.metres for d in distances]
     scores: list[tuple[float, str]] = [(0.0, "")]
     closing = time_to_zone = closest = None
-    if len(observations) < MIN_OBSERVATIONS:
+    if len(observations) < MIN_SAMPLES or times[-1] - times[0] < config.min_fit_s * (1 - 1e-6):
         return RiskAssessment(0.0, "", tau, None, None, None)
 
     jumps = range_jumps(observations, config, 360.0 / config.work_width if row_deg is None else row_deg)
-    if sum(usable) >= MIN_OBSERVATIONS // 2 and usable[-1]:
+    usable_times = times[np.array(usable)]
+    if (usable[-1] and usable_times.size >= MIN_SAMPLES - 1
+            and usable_times[-1] - usable_times[0] >= 0.5 * config.min_fit_s * (1 - 1e-6)):
         t = times[usable]
         # World bearings (the wearer's own turn removed): turning in place must not look like motion.
         yaw_r = np.radians([obs.ground_yaw + obs.heading_deg for obs, ok in zip(observations, usable, strict=True)
@@ -181,6 +185,12 @@ def assess(observations: list[Observation], config: ReflexConfig,
         if slopes_x.size == 0:
             return RiskAssessment(0.0, "", tau, None, None, None)
         velocity = np.array([np.median(slopes_x), np.median(slopes_z)])
+        # The entity's own velocity over the ground: relative positions plus where the wearer had walked
+        # to. Walking up to someone who stands still closes the range, but they are not approaching.
+        wearer = np.array([[obs.wearer_x, obs.wearer_z] for obs, ok in zip(observations, usable, strict=True) if ok])
+        own = np.array([np.median(pairwise_slopes(xs + wearer[:, 0], t)),
+                        np.median(pairwise_slopes(zs + wearer[:, 1], t))])
+        own_speed = float(np.linalg.norm(own))
         # Fitted position now: the median of the samples carried forward along the fitted velocity.
         ahead = t[-1] - t
         position = np.array([np.median(xs + velocity[0] * ahead), np.median(zs + velocity[1] * ahead)])
@@ -202,17 +212,16 @@ def assess(observations: list[Observation], config: ReflexConfig,
         if closing > _FAST_CLOSING_MPS:
             steady = steady and tau is not None and tau <= _LOOMING_SLACK * range_now / closing
 
-        if (closing - margin >= config.min_closing_mps and time_to_zone is not None and agreement >= _APPROACH_AGREEMENT
-                and steady):
+        if (closing - margin >= config.min_closing_mps and own_speed - margin >= config.min_closing_mps
+                and time_to_zone is not None and agreement >= _APPROACH_AGREEMENT and steady):
             # 0.5 when contact with the personal zone is `horizon_s` away, 1 when it is now.
             scores.append((_ramp_above(-time_to_zone, -config.horizon_s, 0.0), "approaching fast"))
         came_in = farthest_m is None or farthest_m > config.personal_zone_m
         if abs(yaw_now) >= config.rear_yaw_deg and came_in:
             # Where it is now, from the last few frames only: the fitted position leans on the whole
             # window, which still remembers someone who has just stepped away.
-            recent = float(np.median(metres[-_RECENT:]))
+            recent = float(np.median(metres[t >= t[-1] - _RECENT_S]))
             scores.append((_ramp_above(-recent, -config.personal_zone_m, 0.0), "close behind you"))
-        speed = float(np.sqrt(speed2))
         in_front = abs(yaw_now) <= config.front_half_width_deg and range_now <= config.crossing_distance_m
         passes_close = 0.0 <= t_closest <= config.pass_horizon_s and closest <= config.close_pass_m
         # Speed alone decides these two, so a window whose range jumped (a merge) is not used for them;
@@ -220,7 +229,7 @@ def assess(observations: list[Observation], config: ReflexConfig,
         if (in_front or passes_close) and steady and not jumps:
             # Speed over ground, not just its lateral part: a car passing 2 m away at 8 m/s is
             # dangerous whether it is still closing or already level with the wearer.
-            scores.append((_ramp_above(speed - margin, config.crossing_speed_mps, 2 * config.crossing_speed_mps),
+            scores.append((_ramp_above(own_speed - margin, config.crossing_speed_mps, 2 * config.crossing_speed_mps),
                            "crossing in front" if in_front else "passing close at speed"))
     elif tau is not None and tau_r2 >= _LOOMING_R2 and tau <= _LOOMING_TAU_S:
         # No usable distance (airborne, or contact at the horizon): only a clean, fast looming counts.

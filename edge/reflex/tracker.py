@@ -61,6 +61,8 @@ class Observation:
     distance: Distance
     heading_deg: float = 0.0  # the wearer's accumulated turn: world bearing = ground_yaw + heading_deg
     contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
+    wearer_x: float = 0.0  # where the wearer was (m, world frame): a walking wearer's own travel
+    wearer_z: float = 0.0
 
     @property
     def ground_yaw(self) -> float:
@@ -113,18 +115,18 @@ def _finite_or_zero(metres: float) -> float:
     return float(metres) if np.isfinite(metres) else 0.0
 
 
-def _observe(region: Region, time_s: float, heading_deg: float) -> Observation:
+def _observe(region: Region, time_s: float, heading_deg: float, wearer_xz: tuple[float, float]) -> Observation:
     return Observation(time_s, region.box, region.contact_pitch, region.top_pitch, region.distance, heading_deg,
-                       region.contact_yaw)
+                       region.contact_yaw, *wearer_xz)
 
 
 class AngleTracker:
-    def __init__(self, config: ReflexConfig, fps_hint: float = 30.0) -> None:
+    def __init__(self, config: ReflexConfig) -> None:
         self.config = config
         self.tracks: list[Track] = []
         self._next_id = 1
-        # Enough observations for the fit window at the nominal rate, and some slack.
-        self._keep = max(8, int(config.history_s * fps_hint * 2))
+        # Observations are kept for twice the fit window, whatever the frame rate.
+        self._keep_s = 2.0 * config.history_s
 
     def _cost(self, track: Track, predicted: AngleBox, region: Region, time_s: float) -> float:
         box = region.box
@@ -156,9 +158,11 @@ class AngleTracker:
         noise = _RANGE_GATE_SIGMAS * float(np.hypot(before.sigma, now.sigma))
         return abs(now.metres - before.metres) <= self.config.max_speed_mps * (time_s - last.time_s) + noise
 
-    def step(self, regions: list[Region], time_s: float, heading_deg: float = 0.0) -> list[Track]:
+    def step(self, regions: list[Region], time_s: float, heading_deg: float = 0.0,
+             wearer_xz: tuple[float, float] = (0.0, 0.0)) -> list[Track]:
         """Associate this frame's regions; returns the tracks matched or coasting this frame.
-        `heading_deg` is the wearer's accumulated turn, kept with each observation."""
+        `heading_deg` (the wearer's accumulated turn) and `wearer_xz` (where the wearer has walked to,
+        metres) are kept with each observation."""
         predictions = [track.predict(time_s) for track in self.tracks]
         cost = np.full((len(self.tracks), len(regions)), np.inf)
         for i, predicted in enumerate(predictions):
@@ -171,7 +175,7 @@ class AngleTracker:
             rows, cols = linear_sum_assignment(finite)
             for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
                 if np.isfinite(cost[i, j]):
-                    self._update(self.tracks[i], regions[j], time_s, heading_deg)
+                    self._update(self.tracks[i], regions[j], time_s, heading_deg, wearer_xz)
                     matched_tracks.add(i)
                     matched_regions.add(j)
         survivors = []
@@ -180,7 +184,7 @@ class AngleTracker:
                 track.region = None
                 track.missed += 1
                 track.age_frames += 1
-            if track.missed <= self.config.max_missed_frames:
+            if time_s - track.last.time_s <= self.config.max_missed_s + 1e-9:
                 survivors.append(track)
         for j, region in enumerate(regions):
             if j in matched_regions:
@@ -188,19 +192,28 @@ class AngleTracker:
             # A leftover fragment of an entity that already has a track is not a new entity.
             if any(anglebox_iou(region.box, self.tracks[i].last.box) > 0.2 for i in matched_tracks):
                 continue
-            survivors.append(self._new_track(region, time_s, heading_deg))
+            survivors.append(self._new_track(region, time_s, heading_deg, wearer_xz))
         self.tracks = survivors
-        return [track for track in self.tracks if track.hits >= self.config.min_hits]
+        return [track for track in self.tracks if self._reportable(track)]
 
-    def _new_track(self, region: Region, time_s: float, heading_deg: float) -> Track:
-        observation = _observe(region, time_s, heading_deg)
-        track = Track(self._next_id, time_s, deque([observation], maxlen=self._keep), region)
+    def _reportable(self, track: Track) -> bool:
+        if self.config.min_track_s <= 0:
+            return True
+        return track.hits >= 2 and track.last.time_s - track.first_seen_s >= self.config.min_track_s - 1e-9
+
+    def _new_track(self, region: Region, time_s: float, heading_deg: float,
+                   wearer_xz: tuple[float, float]) -> Track:
+        observation = _observe(region, time_s, heading_deg, wearer_xz)
+        track = Track(self._next_id, time_s, deque([observation]), region)
         track.farthest_m = _finite_or_zero(region.distance.metres)
         self._next_id += 1
         return track
 
-    def _update(self, track: Track, region: Region, time_s: float, heading_deg: float) -> None:
-        track.observations.append(_observe(region, time_s, heading_deg))
+    def _update(self, track: Track, region: Region, time_s: float, heading_deg: float,
+                wearer_xz: tuple[float, float]) -> None:
+        track.observations.append(_observe(region, time_s, heading_deg, wearer_xz))
+        while time_s - track.observations[0].time_s > self._keep_s:
+            track.observations.popleft()
         track.farthest_m = max(track.farthest_m, _finite_or_zero(region.distance.metres))
         track.region = region
         track.hits += 1

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from reflex_frames import HEIGHT, WIDTH, paint_block, textured_background
@@ -44,16 +46,17 @@ def test_head_and_feet_of_one_person_are_stacked() -> None:
 
 
 def test_a_block_moving_across_the_seam_is_one_region() -> None:
-    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_frames=3), camera_height_m=1.2)
+    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_s=0.1), camera_height_m=1.2)
+    clock = itertools.count(0.0, 1 / 30)
     background = textured_background(3)
     for _ in range(10):  # the empty scene first, so the block leaves no ghost where it starts
-        proposer.propose(background, 0.0)
+        proposer.propose(background, 0.0, next(clock))
     regions = []
     for frame in range(16):
         image = background.copy()
         paint_block(image, x_centre=WIDTH - 10 + frame, y_top=100, y_bottom=150, half_width=6,
                     colour=(20, 20, 230))
-        regions = proposer.propose(image, 0.0)
+        regions = proposer.propose(image, 0.0, next(clock))
     # The block now straddles the seam (columns 479 and 0..11): still one region, a narrow box
     # centred just past directly-behind, not a 360-degree-wide one.
     assert len(regions) == 1
@@ -65,17 +68,18 @@ def test_a_block_moving_across_the_seam_is_one_region() -> None:
 def test_thin_legs_attached_to_a_body_are_kept() -> None:
     # One-pixel-wide structures vanish in a plain 3x3 opening: far legs, a bike's wheel. Losing the
     # legs lifts the ground contact, which far away is metres of range.
-    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_frames=3), camera_height_m=1.2)
+    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_s=0.1), camera_height_m=1.2)
+    clock = itertools.count(0.0, 1 / 30)
     background = textured_background(5)
     for _ in range(10):
-        proposer.propose(background, 0.0)
+        proposer.propose(background, 0.0, next(clock))
     image = background.copy()
     paint_block(image, x_centre=200, y_top=100, y_bottom=112, half_width=3, colour=(20, 20, 230))
     # A leg covering a fifth of a pixel column, as far legs and a bike's wheel do after the area
     # downscale: a faint one-pixel line that a plain 3x3 opening removes.
     leg = np.array([20, 20, 230], dtype=np.float64)
     image[112:118, 200] = (0.2 * leg + 0.8 * image[112:118, 200]).astype(np.uint8)
-    regions = proposer.propose(image, 0.0)
+    regions = proposer.propose(image, 0.0, next(clock))
     body = [region for region in regions if region.mask[105, 200]]
     assert len(body) == 1
     assert body[0].mask[116, 200]
@@ -85,14 +89,15 @@ def test_the_bearing_of_a_merged_region_is_where_its_range_comes_from() -> None:
     # A passer-by at ~4 m (contact row 142) in front of the end of a car ~13 m away (row 127): one
     # region whose box centre sits over the car, while its range - the lowest row - is the
     # passer-by's. The ground position must pair that range with the passer-by's bearing.
-    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_frames=3), camera_height_m=1.2)
+    proposer = MotionProposer(WIDTH, HEIGHT, ReflexConfig(bootstrap_s=0.1), camera_height_m=1.2)
+    clock = itertools.count(0.0, 1 / 30)
     background = textured_background(6)
     for _ in range(10):
-        proposer.propose(background, 0.0)
+        proposer.propose(background, 0.0, next(clock))
     image = background.copy()
     paint_block(image, x_centre=200, y_top=118, y_bottom=127, half_width=13, colour=(30, 200, 30))
     paint_block(image, x_centre=214, y_top=110, y_bottom=143, half_width=4, colour=(20, 20, 230))
-    (region,) = proposer.propose(image, 0.0)
+    (region,) = proposer.propose(image, 0.0, next(clock))
     passer_yaw = (214 - WIDTH / 2) * 360 / WIDTH
     assert abs(region.box.yaw - passer_yaw) > 5
     assert region.ground_yaw == pytest.approx(passer_yaw, abs=1.5)

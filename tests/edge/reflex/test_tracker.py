@@ -17,7 +17,7 @@ def region(yaw: float, metres: float, sigma: float, width: float = 4.0) -> Regio
 
 
 def follow(ranges: list[tuple[float, float]], yaw: float = 30.0) -> set[int]:
-    tracker = AngleTracker(ReflexConfig(min_hits=1))
+    tracker = AngleTracker(ReflexConfig(min_track_s=0))
     ids = set()
     for frame, (metres, sigma) in enumerate(ranges):
         tracks = tracker.step([region(yaw, metres, sigma)], frame / FPS)

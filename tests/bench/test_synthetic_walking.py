@@ -1,0 +1,114 @@
+"""The generator's walking wearer (issue 12): gait, camera tilt, street parallax, exposure, suites."""
+
+import numpy as np
+import pytest
+
+from vigil360.bench.synthetic import ScenarioSpec, ground_truth, render, suite_specs
+from vigil360.bench.synthetic.camera import Exposure, camera_rotation, rotate_equirect
+from vigil360.bench.synthetic.wearer import WearerMotion
+
+SMALL = {"width": 240, "height": 120, "fps": 15.0, "duration_s": 4.0}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_walking_gait_has_the_published_ranges(seed: int) -> None:
+    motion = WearerMotion.draw("walking", np.random.default_rng(seed), 1.5, 0.0, 10.0)
+    times = np.linspace(0, 4, 801)
+    poses = [motion.pose(float(t)) for t in times]
+    z = np.array([p.z for p in poses])
+    speed = np.gradient(z, times)
+    assert 0.5 <= speed.mean() <= 1.6
+    heights = np.array([p.height_m for p in poses])
+    assert 0.02 <= heights.max() - heights.min() <= 0.04  # vertical bob, peak to peak
+    for angle in ("pitch", "roll"):
+        values = np.array([getattr(p, angle) for p in poses])
+        assert 1.0 <= values.max() - values.min() <= 3.0
+    # The bob is at the step frequency (1.8-2 Hz): count its peaks.
+    rising = np.flatnonzero(np.diff(np.sign(heights - heights.mean())) > 0)
+    assert 1.7 * 4 - 1 <= rising.size <= 2.0 * 4 + 1
+
+
+def test_mixed_wearer_stops_and_looks_round() -> None:
+    motion = WearerMotion.draw("mixed", np.random.default_rng(7), 1.5, 0.0, 10.0)
+    assert motion.stop is not None
+    start, end = motion.stop
+    middle = (start + end) / 2
+    assert motion.pose(middle + 0.05).z == pytest.approx(motion.pose(middle).z, abs=1e-6)
+    assert abs(motion.pose(middle).yaw) > 15.0
+    assert motion.pose(end + 2.0).z > motion.pose(end).z + 0.5
+
+
+def test_camera_tilt_rotation_round_trips() -> None:
+    rng = np.random.default_rng(0)
+    image = np.repeat(np.repeat(rng.integers(0, 255, (30, 60, 3), dtype=np.uint8), 8, 0), 8, 1)
+    rotation = camera_rotation(2.0, -1.5)
+    back = rotate_equirect(rotate_equirect(image, rotation), rotation.T)
+    band = slice(60, 180)  # away from the poles, where a round trip resamples heavily
+    assert np.mean(np.abs(back[band].astype(int) - image[band].astype(int))) < 12
+
+
+def test_walking_wearer_closes_on_a_standing_person_at_walking_speed() -> None:
+    spec = ScenarioSpec(kind="standstill", seed=3, wearer="walking", walk_speed_mps=1.2, bystanders=0, **SMALL)
+    _, scenario = ground_truth(spec)
+    person = scenario.actor("standing0")
+    assert person.is_distractor
+    first, last = person.distance_m[0], person.distance_m[-1]
+    elapsed = (person.frames[-1] - person.frames[0]) / spec.fps
+    # Closing at most the walking speed (less once level with them), never more.
+    assert 0 < first - last <= 1.2 * elapsed + 0.05
+    # The wearer moved along the street, with the gait's height changes recorded.
+    zs = [pose[1] for pose in scenario.wearer_pose]
+    heights = [pose[2] for pose in scenario.wearer_pose]
+    assert zs[-1] - zs[0] == pytest.approx(1.2 * (spec.num_frames - 1) / spec.fps, rel=0.02)
+    assert max(heights) - min(heights) > 0.015
+
+
+def test_wearer_anchored_thief_matches_pace_while_the_world_streams_past() -> None:
+    spec = ScenarioSpec(kind="stealing", seed=4, wearer="walking", bystanders=0, **SMALL)
+    standing = ScenarioSpec(kind="stealing", seed=4, bystanders=0, **SMALL)
+    walking_truth = ground_truth(spec)[1].actor("perpetrator").distance_m
+    standing_truth = ground_truth(standing)[1].actor("perpetrator").distance_m
+    # Relative to the wearer the thief does the same thing whether the wearer walks or not.
+    assert walking_truth == pytest.approx(standing_truth, abs=1e-3)
+
+
+def test_street_frames_change_with_walking_even_without_movers() -> None:
+    spec = ScenarioSpec(kind="bystander", seed=2, wearer="walking", bystanders=0, noise_sigma=0.0, **SMALL)
+    clip = render(spec)
+    ground = slice(90, 120)  # rows below the horizon: the paving streams past
+    difference = np.abs(clip.frames[10, ground].astype(int) - clip.frames[0, ground].astype(int)).mean()
+    assert difference > 3.0
+    assert all(not actor.frames for actor in clip.scenario.actors)
+
+
+def test_auto_exposure_steps_scale_the_whole_frame() -> None:
+    exposure = Exposure.draw(np.random.default_rng(5), 10.0)
+    assert exposure.step_times
+    when, step = exposure.step_times[0], exposure.step_gains[0]
+    assert 0.8 <= step <= 1.25 and abs(step - 1.0) >= 0.1
+    ratio = exposure.gain(when + 0.2) / exposure.gain(when - 0.01)
+    assert ratio == pytest.approx(step, rel=0.02)
+
+
+def test_walking_suite_draws_camera_heights_and_walking_kinds() -> None:
+    specs = suite_specs(12, seed=0, wearer="walking", width=240, height=120)
+    heights = {spec.camera_height_m for spec in specs}
+    assert all(0.9 <= h <= 1.8 for h in heights) and len(heights) > 6
+    assert {"overtake", "standstill", "alongside", "reversing"} <= {spec.kind for spec in specs}
+    assert all(spec.street and spec.exposure == "auto" for spec in specs)
+
+
+def test_a_walking_wearer_cannot_use_the_courtyard() -> None:
+    with pytest.raises(ValueError, match="street"):
+        ScenarioSpec(kind="bystander", wearer="walking", world="courtyard", **SMALL)
+
+
+@pytest.mark.parametrize("fps", [10.0, 15.0, 24.0, 30.0, 60.0])
+def test_frame_rates_keep_time(fps: float) -> None:
+    spec = ScenarioSpec(kind="overtake", seed=1, wearer="walking", bystanders=0, width=64, height=32, fps=fps,
+                        duration_s=2.0)
+    _, scenario = ground_truth(spec)
+    assert scenario.num_frames == round(2.0 * fps)
+    zs = [pose[1] for pose in scenario.wearer_pose]
+    assert (zs[-1] - zs[0]) / ((scenario.num_frames - 1) / fps) == pytest.approx(
+        (zs[1] - zs[0]) * fps, rel=0.2)
