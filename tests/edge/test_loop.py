@@ -349,7 +349,11 @@ def test_offline_mode_waits_for_every_model_result_and_paces_by_video_time(theft
         assert tracker.seeds and tracker.steps == stages["sam2"].finished, "SAM2 ran on every frame it was given"
         periodic = sum(c == "a wearable 360-degree camera's surroundings" for c in grounder.context)
         period = Settings().loop.grounder_period_s
-        assert periodic == int(np.ceil(summary.frames / 15.0 / period)), "one grounding per period of video time"
+        triggered = len(grounder.context) - periodic
+        # One scan per period of *video* time; a flag-triggered grounding restarts that period, so
+        # each trigger can save at most one periodic scan (wall-clock pacing would give far fewer).
+        expected = int(np.ceil(summary.frames / 15.0 / period))
+        assert expected - triggered <= periodic <= expected, "one grounding per period of video time"
         assert stages["vlm_captioner"].finished >= 1
         outputs.append((tmp_path / f"run{run}" / "predictions.jsonl").read_bytes())
     assert outputs[0] == outputs[1]
