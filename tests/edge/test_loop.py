@@ -158,7 +158,7 @@ class _SlowGrounder:
 
     def ground(self, views, context):
         self.calls += 1
-        time.sleep(0.3)
+        time.sleep(0.3)  # the model's own cost (a stand-in for inference), not a wait for another thread
         height, width = views[0].shape[:2]
         box = (width * 0.45, height * 0.3, width * 0.55, height * 0.8)
         return GroundingResult(entities=[GroundedEntity(0, box, "perpetrator", "person", 0.9)])
@@ -167,7 +167,7 @@ class _SlowGrounder:
 class _SlowCaptioner:
     def describe(self, clip, context):
         assert clip and clip[0].ndim == 3
-        time.sleep(0.3)
+        time.sleep(0.3)  # the model's own cost (a stand-in for inference), not a wait for another thread
         return CaptionResult(
             Caption(appearance="a person in a dark hoodie", motion="reaching for the bag"),
             raw_text="",

@@ -45,6 +45,17 @@ def tensorrt_profiles(config: dict, past_names: list[str], max_images: int = MAX
     return {"vision": vision, "decoder": decoder}
 
 
+def load_checked_manifest(folder: Path, verify: bool):
+    """An exported VLM's manifest; an export whose parity check failed is refused."""
+    from vigil360.models.manifest import load_manifest
+
+    manifest = load_manifest(folder, kind="vlm", verify=verify)
+    if manifest.notes.get("parity", "").startswith("failed"):
+        raise UserError(f"{folder}: this export failed its parity check ({manifest.notes['parity']}); "
+                        "re-export before using it")
+    return manifest
+
+
 class OnnxBackend:
     name = "onnx"
 
@@ -53,15 +64,10 @@ class OnnxBackend:
         import onnxruntime
         from transformers import AutoProcessor
 
-        from vigil360.models.manifest import load_manifest
-
         self._ort = onnxruntime
 
         folder = Path(export_dir)
-        self.manifest = load_manifest(folder, kind="vlm", verify=verify)
-        if self.manifest.notes.get("parity", "").startswith("failed"):
-            raise UserError(f"{folder}: this export failed its parity check ({self.manifest.notes['parity']}); "
-                            "re-export before using it")
+        self.manifest = load_checked_manifest(folder, verify)
         self.config = self.manifest.config
         missing = {"image_size", "image_token_id", "eos_token_ids", "kv_heads", "head_dim", "hidden_size",
                    "num_layers"} - set(self.config)

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from vigil360.errors import UserError
-from vigil360.models.runtime import ProviderChoice, create_session
+from vigil360.models.runtime import ProviderChoice, create_session, run_options
 from vigil360.models.vlm.backends.common import DecodeClock
-from vigil360.models.vlm.backends.onnx_backend import OnnxBackend
+from vigil360.models.vlm.backends.onnx_backend import OnnxBackend, load_checked_manifest
 from vigil360.models.vlm.qwen.grounding import QwenGrounding, processor_resize
 from vigil360.models.vlm.qwen.inputs import (
     QwenInputs,
@@ -55,13 +55,8 @@ class QwenOnnxBackend(OnnxBackend):
 
     def __init__(self, export_dir: str | Path, providers: ProviderChoice = "auto", threads: int | None = None,
                  verify: bool = True, trt_cache_dir: str | Path | None = None):
-        from vigil360.models.manifest import load_manifest
-
         folder = Path(export_dir)
-        self.manifest = load_manifest(folder, kind="vlm", verify=verify)
-        if self.manifest.notes.get("parity", "").startswith("failed"):
-            raise UserError(f"{folder}: this export failed its parity check ({self.manifest.notes['parity']}); "
-                            "re-export before using it")
+        self.manifest = load_checked_manifest(folder, verify)
         self.config = self.manifest.config
         missing = _REQUIRED - set(self.config)
         if missing:
@@ -86,7 +81,7 @@ class QwenOnnxBackend(OnnxBackend):
         for grid in inputs.image_grid_thw:
             count = int(grid.prod())
             feeds = vision_inputs(self.config, inputs.pixel_values[start:start + count], grid[None])
-            outputs = self.vision.run(None, feeds)
+            outputs = self.vision.run(None, feeds, run_options())
             features.append(outputs[0])
             if len(outputs) > 1:
                 deepstack.append(outputs[1])
@@ -127,7 +122,7 @@ class QwenOnnxBackend(OnnxBackend):
         """Greedy token ids, one at a time, ending at EOS (yielded) or the token budget."""
         feeds, next_position = self.prefill_feeds(inputs, clock)
         for _ in range(max_new_tokens):
-            outputs = self.decoder.run(None, feeds)
+            outputs = self.decoder.run(None, feeds, run_options())  # stoppable at the end of a run
             token = int(np.argmax(outputs[0][0]))
             if clock is not None:
                 clock.token()

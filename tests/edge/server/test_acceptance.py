@@ -98,7 +98,11 @@ def _run_once(make_clip_loop, clip, with_clients: bool, stalled_client) -> dict:
         stalled, fast = (stalled_client(url), Listener(url)) if with_clients else (None, None)
         if fast is not None:
             fast.start()
-        time.sleep(0.2)
+            # Both clients are subscribed before the first event is published (waited on, not slept).
+            deadline = time.monotonic() + 30
+            while len(app.state.hub.stats().clients) < 2:
+                assert time.monotonic() < deadline, "the clients did not connect"
+                threading.Event().wait(0.02)
         app.state.runner.start()
         _wait_until_finished(app)
         if fast is not None:
