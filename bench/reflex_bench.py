@@ -266,6 +266,7 @@ class Summary:
     seam_id_stable: float | None
     per_kind: dict[str, dict[str, float | int | None]]
     condition: str = ""
+    speed_wearer: str = "turning"  # the wearer of the speed clip
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -343,7 +344,7 @@ def print_summary(summary: Summary) -> None:
         print(f"condition: {summary.condition}")
     print("speed (median ms per stage): " + ", ".join(f"{k} {v:.2f}" for k, v in summary.stage_ms.items()))
     print(f"  total {summary.total_ms_median:.2f} ms median, {summary.total_ms_p95:.2f} ms p95 -> "
-          f"{summary.fps:.1f} FPS ({summary.speed_entities} moving entities, turning wearer)")
+          f"{summary.fps:.1f} FPS ({summary.speed_entities} moving entities, {summary.speed_wearer} wearer)")
     print(f"quality over {summary.scenarios} clips (seed {summary.seed}):")
     print(f"  alert recall (>= {LEAD_S} s before within {APPROACH_RADIUS_M} m): {_fmt(summary.recall)} "
           f"of {summary.approaches} approaches; alerted at all before: {_fmt(summary.recall_any)}; "
@@ -429,6 +430,7 @@ def reflex_command(
     condition = (f"wearer {wearer or 'standing/turning (alternate clips)'}, {fps:g} fps"
                  f"{', mp4 round trip' if mp4 else ''}")
     summary = summarise(results, stage_ms, total_ms, speed_entities, f"{width}x{height}", seed, condition)
+    summary.speed_wearer = "walking" if wearer in ("walking", "mixed") else "turning"
     print_summary(summary)
     if out is not None:
         payload = {"summary": asdict(summary), "clips": [asdict(r) for r in results]}
