@@ -188,7 +188,7 @@ class _SlowMasks:
         self.removed.append(entity_id)
 
     def step(self, frame):
-        time.sleep(0.2)
+        time.sleep(0.2)  # the tracker's own cost (a stand-in for inference), not a wait for another thread
         mask = np.zeros(frame.shape[:2], bool)
         mask[100:150, 0:10] = True
         return dict.fromkeys(self.seeds, mask)
