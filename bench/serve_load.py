@@ -102,7 +102,7 @@ def run_phase(video: Path, clients: int, duration: float, track_hz: float) -> di
 
     settings = Settings.model_validate({"loop": {"track_event_every": 1}})  # the most events the loop makes
     loop = EdgeLoop(repeating_source(video, 10_000), settings)
-    app = create_app(loop, ServerOptions(run_loop=False))
+    app = create_app(loop, ServerOptions(run_loop=False, max_event_clients=max(clients, 1)))
     result: dict = {"clients": clients}
     with BackgroundServer(app) as server:
         process, conn = None, None

@@ -28,6 +28,10 @@ EVENT_TYPES: tuple[str, ...] = ("alert", "track", "caption", "stats", "health")
 DROPPABLE_TYPES = frozenset({"track", "stats"})
 
 
+class ClientLimitReached(Exception):
+    """The hub already serves as many clients as it may; the message says so for the client."""
+
+
 @dataclass(frozen=True)
 class Subscription:
     """What one client asked for (query parameters of /v1/events)."""
@@ -164,10 +168,11 @@ class Client:
 
 class EventHub:
     def __init__(self, *, client_queue: int = 256, ingress_limit: int = 4096, recent_alerts: int = 20,
-                 history: int = 256) -> None:
-        if client_queue < 1 or ingress_limit < 1:
-            raise ValueError("queue sizes must be at least 1")
+                 history: int = 256, max_clients: int = 48) -> None:
+        if client_queue < 1 or ingress_limit < 1 or max_clients < 1:
+            raise ValueError("queue sizes and the client limit must be at least 1")
         self.client_queue = client_queue
+        self.max_clients = max_clients
         self.ingress_limit = ingress_limit
         self._lock = threading.Lock()
         self._ingress: deque = deque()
@@ -266,6 +271,9 @@ class EventHub:
                 client.offer(message)
 
     def connect(self, subscription: Subscription) -> Client:
+        if len(self._clients) >= self.max_clients:
+            raise ClientLimitReached(f"server busy: already {len(self._clients)} event clients (limit "
+                                     f"{self.max_clients}); try again later")
         client = Client(id=self._next_id, subscription=subscription, max_queue=self.client_queue)
         self._next_id += 1
         if subscription.since is not None:

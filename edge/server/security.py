@@ -6,7 +6,8 @@
   is compared in constant time.
 - On loopback, the Host header must name loopback too, so a web page on another site cannot
   reach the server through DNS rebinding; state-changing requests and WebSockets that carry a
-  foreign Origin are refused (CORS stays closed unless origins are allowed explicitly).
+  foreign Origin are refused (CORS stays closed unless origins are allowed explicitly). A refused
+  WebSocket is accepted and closed at once with code 1008 and the reason, so a browser can show it.
 - Request bodies are capped.
 - Every response says it may not be framed (a framed page could be clicked into muting the
   wearer), must not be type-sniffed and leaks no referrer; the page itself may load only its own
@@ -25,6 +26,9 @@ from urllib.parse import urlsplit
 from vigil360.errors import UserError
 
 WS_SUBPROTOCOL = "vigil360.v1"
+# WebSocket close codes (RFC 6455 section 7.4.1): refused by policy; the server is too busy for you.
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -87,6 +91,12 @@ def offered_subprotocols(scope: dict) -> list[str]:
     return [p.strip() for p in (_header(scope, b"sec-websocket-protocol") or "").split(",") if p.strip()]
 
 
+def accepted_subprotocol(scope: dict) -> str | None:
+    # A browser that offered subprotocols fails a handshake that picks none of them, and would then
+    # never see the close reason.
+    return WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered_subprotocols(scope) else None
+
+
 def offered_token(scope: dict, query_token: str | None) -> str | None:
     authorization = _header(scope, b"authorization")
     if authorization and authorization[:7].lower() == "bearer ":
@@ -133,17 +143,17 @@ class GuardMiddleware:
         if scope["type"] == "http":
             send = _with_security_headers(send, scope)
         if not host_allowed(scope, self.allowed_hosts):
-            return await _refuse(scope, send, 421, "unexpected Host header for this server")
+            return await _refuse(scope, receive, send, 421, "unexpected Host header for this server")
         changes_state = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD", "OPTIONS")
         if changes_state and not origin_allowed(scope, self.allowed_origins):
-            return await _refuse(scope, send, 403, "cross-origin request refused")
+            return await _refuse(scope, receive, send, 403, "cross-origin request refused")
         if scope["type"] == "http" and scope.get("method") == "HEAD" and not scope.get("path", "").endswith(".mjpeg"):
             # HEAD is GET without the body (the routes are declared for GET only).
             scope, send = {**scope, "method": "GET"}, _without_body(send)
         if scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD"):
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
-                return await _refuse(scope, send, 413, f"request body over {self.max_body_bytes} bytes")
+                return await _refuse(scope, receive, send, 413, f"request body over {self.max_body_bytes} bytes")
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
@@ -213,10 +223,15 @@ def _replay(body: bytes, receive):
     return wrapped
 
 
-async def _refuse(scope, send, status: int, reason: str) -> None:
+async def _refuse(scope, receive, send, status: int, reason: str) -> None:
     if scope["type"] == "websocket":
-        # Closing before accepting makes the server answer the handshake with HTTP 403.
-        await send({"type": "websocket.close", "code": 1008, "reason": reason})
+        # Closing before accepting would answer the handshake with a bare HTTP 403 that browsers do
+        # not show: accept, then close with the reason. Nothing is sent in between.
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept", "subprotocol": accepted_subprotocol(scope)})
+        await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": reason})
         return
     body = json.dumps({"detail": reason}).encode()
     await send({"type": "http.response.start", "status": status,

@@ -196,3 +196,41 @@ def test_metrics_counters_are_totals(edge_loop):
         assert "# TYPE vigil360_loop_alerts_total counter" in lines
         assert not any(line.startswith("vigil360_loop_frames ") for line in lines)
         assert json.loads(client.get("/v1/status").text)["loop"]["alerts"] == 3
+
+
+def _refusal(url: str, **connect_options) -> tuple[int, str, str | None]:
+    """Connect, expect nothing but a close, and return (code, reason, the subprotocol agreed)."""
+    with connect(url, **connect_options) as ws, pytest.raises(ConnectionClosed):
+        ws.recv(timeout=30)
+    return ws.close_code, ws.close_reason, ws.subprotocol
+
+
+@pytest.mark.parametrize(("query", "headers", "expected"), [
+    ("", {"origin": "http://attacker.example"}, (1008, "cross-origin request refused")),
+    ("", {"host": "rebound.example"}, (1008, "unexpected Host header for this server")),  # DNS rebinding
+    ("", {}, (1008, "token required")),
+    ("?token=wrong-token-0123456789abc", {}, (1008, "wrong token")),
+    ("?types=gossip&token=right-token-0123456789abc", {}, (1008, "types must be a comma-separated subset of "
+                                                                "alert,track,caption,stats,health")),
+])
+def test_every_websocket_refusal_says_why_after_the_handshake(edge_loop, query, headers, expected):
+    """A refused handshake is a bare HTTP 403 a browser never shows: the client must get a reason."""
+    app = create_app(edge_loop, ServerOptions(token="right-token-0123456789abc", run_loop=False))
+    with BackgroundServer(app) as server:
+        # A name other than the server's own reaches it through a socket opened to the server.
+        headers = dict(headers)
+        host = headers.pop("host", f"{server.host}:{server.port}")
+        code, reason, subprotocol = _refusal(f"ws://{host}/v1/events{query}", additional_headers=headers,
+                                             subprotocols=["vigil360.v1"],
+                                             sock=socket.create_connection((server.host, server.port)))
+    assert (code, reason) == expected
+    assert subprotocol == "vigil360.v1", "a browser fails a handshake that ignores the subprotocol it offered"
+
+
+def test_a_client_over_the_limit_is_told_the_server_is_busy(edge_loop):
+    app = create_app(edge_loop, ServerOptions(max_event_clients=1, run_loop=False))
+    with BackgroundServer(app) as server, connect(f"{server.ws_url}/v1/events") as first:
+        code, reason, _ = _refusal(f"{server.ws_url}/v1/events")
+        assert code == 1013 and "server busy" in reason and "limit 1" in reason
+        assert app.state.hub.stats().clients[0].id == 1
+        first.close()

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from vigil360.edge.events import EVENT_ADAPTER
@@ -178,11 +178,10 @@ def test_websocket_token_subprotocol_and_bad_parameters(make_scripted_loop) -> N
                 pytest.raises(ConnectionClosed):
             refused.recv(timeout=10)
         assert refused.close_code == 1008 and "types must be" in refused.close_reason
-        with pytest.raises(InvalidStatus):
-            connect(
-                f"{server.ws_url}/v1/events?token={TOKEN}",
-                additional_headers={"origin": "http://attacker.example"},
-            )
+        with connect(f"{server.ws_url}/v1/events?token={TOKEN}", additional_headers={
+                "origin": "http://attacker.example"}) as refused, pytest.raises(ConnectionClosed):
+            refused.recv(timeout=10)
+        assert (refused.close_code, refused.close_reason) == (1008, "cross-origin request refused")
         assert (
             httpx.get(f"{server.url}/v1/status", headers={"authorization": f"Bearer {TOKEN}"}).status_code
             == 200

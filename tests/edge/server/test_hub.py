@@ -93,7 +93,7 @@ def test_client_that_cannot_take_alerts_is_closed_with_a_reason() -> None:
 
 def test_publish_stays_cheap_with_clients_that_never_read() -> None:
     async def scenario():
-        hub = EventHub(client_queue=64)
+        hub = EventHub(client_queue=64, max_clients=50)
         await _attached(hub)
         for _ in range(50):
             hub.connect(Subscription(track_hz=1000.0))
