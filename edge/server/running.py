@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections import deque
 
 import uvicorn
@@ -169,6 +168,26 @@ def serve_forever(app: FastAPI, sock: socket.socket, host: str, port: int) -> No
     uvicorn.Server(_config(app, host, port)).run(sockets=[sock])
 
 
+class _ReportingServer(uvicorn.Server):
+    """Sets `settled` once it has started, or failed to: a caller waits on it instead of polling."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.settled = threading.Event()
+
+    def run(self, sockets=None) -> None:
+        try:
+            super().run(sockets=sockets)
+        finally:
+            self.settled.set()
+
+    async def startup(self, sockets=None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.settled.set()
+
+
 class BackgroundServer:
     """uvicorn on a daemon thread, on a port the OS picks (loopback unless told otherwise).
 
@@ -180,8 +199,8 @@ class BackgroundServer:
                  header_timeout_s: float = HEADER_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
         self._socket = listening_socket(host, 0, send_buffer_bytes)
         self.host, self.port = host, self._socket.getsockname()[1]
-        self._server = uvicorn.Server(_config(app, host, self.port, write_buffer_bytes, header_timeout_s,
-                                              max_connections))
+        self._server = _ReportingServer(_config(app, host, self.port, write_buffer_bytes, header_timeout_s,
+                                                max_connections))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name="vigil360-server", daemon=True)
         self._start_timeout_s = start_timeout_s
@@ -197,11 +216,8 @@ class BackgroundServer:
 
     def __enter__(self) -> BackgroundServer:
         self._thread.start()
-        deadline = time.monotonic() + self._start_timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.02)
+        if not self._server.settled.wait(self._start_timeout_s) or not self._server.started:
+            raise RuntimeError("the server did not start")
         return self
 
     def __exit__(self, *exc) -> None:

@@ -252,3 +252,39 @@ def raw_ws():
 @pytest.fixture(scope="session")
 def clip_source_class() -> type[ClipSource]:
     return ClipSource
+
+
+class HubWatch:
+    """Counts the hub's connects and disconnects (made on the server's thread) so a test can wait
+    for them on a condition instead of polling `hub.stats()`."""
+
+    def __init__(self, hub) -> None:
+        self.connected = self.disconnected = 0
+        self._changed = threading.Condition()
+        connect, disconnect = hub.connect, hub.disconnect
+
+        def counted_connect(subscription):
+            client = connect(subscription)
+            self._count("connected")
+            return client
+
+        def counted_disconnect(client) -> None:
+            disconnect(client)
+            self._count("disconnected")
+
+        hub.connect, hub.disconnect = counted_connect, counted_disconnect
+
+    def _count(self, name: str) -> None:
+        with self._changed:
+            setattr(self, name, getattr(self, name) + 1)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+
+@pytest.fixture
+def hub_watch() -> type[HubWatch]:
+    """`hub_watch(app.state.hub)` before the clients connect."""
+    return HubWatch

@@ -87,11 +87,12 @@ def test_events_arrive_in_order_with_the_documented_schema(make_clip_loop, serve
     assert max(latency) < 2.0
 
 
-def _run_once(make_clip_loop, clip, with_clients: bool, stalled_client) -> dict:
+def _run_once(make_clip_loop, clip, with_clients: bool, stalled_client, hub_watch) -> dict:
     loop = make_clip_loop(clip, realtime=True, loop={"track_event_every": 1})
     emitted_alerts: list = []
     loop.add_sink(lambda event: emitted_alerts.append(event) if event.type == "alert" else None)
     app = create_app(loop, ServerOptions(run_loop=False, client_queue=8, send_timeout_s=2.0))
+    watch = hub_watch(app.state.hub)
     # A small socket buffer makes a few seconds of events enough to back the stalled client up.
     with BackgroundServer(app, send_buffer_bytes=4096, write_buffer_bytes=4096) as server:
         url = f"{server.ws_url}/v1/events?track_hz=120&masks=true"
@@ -99,10 +100,7 @@ def _run_once(make_clip_loop, clip, with_clients: bool, stalled_client) -> dict:
         if fast is not None:
             fast.start()
             # Both clients are subscribed before the first event is published (waited on, not slept).
-            deadline = time.monotonic() + 30
-            while len(app.state.hub.stats().clients) < 2:
-                assert time.monotonic() < deadline, "the clients did not connect"
-                threading.Event().wait(0.02)
+            assert watch.wait_for(lambda hub: hub.connected == 2, timeout=30), "the clients did not connect"
         app.state.runner.start()
         _wait_until_finished(app)
         if fast is not None:
@@ -117,12 +115,12 @@ def _run_once(make_clip_loop, clip, with_clients: bool, stalled_client) -> dict:
 
 
 def test_a_stalled_client_does_not_slow_the_loop_and_the_fast_one_gets_every_alert(
-    make_clip_loop, serve_clip, raw_ws
+    make_clip_loop, serve_clip, raw_ws, hub_watch
 ) -> None:
     # The source is paced at its frame rate, as a camera is: the loop must keep that rate with a
     # stalled and a fast client exactly as without clients. (Comparing unpaced runs is what
     # `vigil360 bench serve-load` does; on a shared CI machine its noise would make a flaky test.)
-    alone, served = (_run_once(make_clip_loop, serve_clip, with_clients, raw_ws.stalled_client)
+    alone, served = (_run_once(make_clip_loop, serve_clip, with_clients, raw_ws.stalled_client, hub_watch)
                      for with_clients in (False, True))
     print(f"loop fps alone {alone['fps']:.1f} (frame p50 {alone['frame_ms']:.1f} ms), with a stalled and a fast "
           f"client {served['fps']:.1f} (frame p50 {served['frame_ms']:.1f} ms); source {serve_clip.spec.fps:g} fps")
