@@ -32,7 +32,9 @@ class CameraConfig(Section):
 class ReflexConfig(Section):
     """The weight-free reflex tier (edge/reflex): motion proposals, tracking and physical risk.
 
-    Defaults are justified in place; the distances assume `camera.height_m` is right.
+    Defaults are justified in place; the distances assume `camera.height_m` is right. Upper
+    bounds are ceilings far past any useful value, not tuning: they refuse a typo (1e9) before
+    it turns into an endless history or a track that never ends.
     """
 
     work_width: int = Field(
@@ -41,11 +43,11 @@ class ReflexConfig(Section):
                     "0.75 deg per pixel - a person at 8 m is still ~20 px tall - at a few ms per frame",
     )
     bg_history_s: float = Field(
-        13.3, gt=0, description="MOG2 history in seconds (converted to frames at the measured rate): a person "
+        13.3, gt=0, le=120, description="MOG2 history in seconds (converted to frames at the measured rate): a person "
                                 "who stops for a few seconds stays foreground, a parked car fades in eventually",
     )
     bg_var_threshold: float = Field(
-        24.0, gt=0, description="MOG2 squared Mahalanobis threshold; above OpenCV's 16 to ignore the "
+        24.0, gt=0, le=400, description="MOG2 squared Mahalanobis threshold; above OpenCV's 16 to ignore the "
                                 "half-pixel edge flicker that ego-rotation compensation leaves",
     )
     bg_ratio: float = Field(
@@ -54,68 +56,68 @@ class ReflexConfig(Section):
                                      "not ~1.5 s, to fade into the background",
     )
     bootstrap_s: float = Field(
-        1.0, gt=0, description="seconds of frames buffered at start (and after the wearer stops walking); "
+        1.0, gt=0, le=10, description="seconds of frames buffered at start (and after the wearer stops walking); "
                                "their per-pixel median seeds the background model, so whoever walks through "
                                "that second is foreground at once instead of leaving a ghost where they stood",
     )
     min_area_deg2: float = Field(
-        6.0, gt=0, description="smallest moving region kept, in square degrees (a 30 cm ball at 4 m "
+        6.0, gt=0, le=5000, description="smallest moving region kept, in square degrees (a 30 cm ball at 4 m "
                                "covers ~18 deg^2; leaves and noise blobs are smaller)",
     )
     merge_gap_deg: float = Field(
-        3.0, ge=0, description="regions closer than this (deg) are merged: one person often splits "
+        3.0, ge=0, le=45, description="regions closer than this (deg) are merged: one person often splits "
                                "where clothing matches the background",
     )
     max_missed_s: float = Field(
-        0.34, ge=0, description="seconds a track coasts on its constant-velocity prediction before it is "
+        0.34, ge=0, le=10, description="seconds a track coasts on its constant-velocity prediction before it is "
                                 "dropped (covers short occlusions)",
     )
     min_track_s: float = Field(
-        0.07, ge=0, description="a track is reported once it has been matched for this long (and at least "
+        0.07, ge=0, le=10, description="a track is reported once it has been matched for this long (and at least "
                                 "twice): 3 frames at 30 fps, 2 at 10 fps",
     )
     settle_s: float = Field(
-        0.0, ge=0, description="extra seconds without flags after switching on; 0 (default): none. The "
+        0.0, ge=0, le=60, description="extra seconds without flags after switching on; 0 (default): none. The "
                                "background model's own warm-up is the bootstrap (no proposals meanwhile), "
                                "and every risk rule already needs 12 observations whose motion agrees, so "
                                "an entity whose approach is certain is alerted from the first second on "
                                "(a blanket 2 s window made the first 2 s of every run blind)",
     )
     confirm_s: float = Field(
-        0.1, ge=0, description="seconds at or above the threshold (and at least two frames in a row) before a "
+        0.1, ge=0, le=10, description="seconds at or above the threshold (and at least two frames in a row) before a "
                                "track is flagged: costs little lead time, removes one-frame blips",
     )
     min_fit_s: float = Field(
-        0.37, gt=0, description="span of observations a track's motion fit needs before any rule may use it: "
+        0.37, gt=0, le=10, description="span of observations a track's motion fit needs before any rule may use it: "
                                 "over less, one pixel of jitter reads as metres per second (12 frames at 30 fps, "
                                 "4 at 10 fps)",
     )
     min_rate_fps: float = Field(
-        10.0, gt=0, description="below this effective frame rate the tier warns that its timing rules are "
+        10.0, gt=0, le=1000, description="below this effective frame rate the tier warns that its timing rules are "
                                 "unreliable (fits get too few samples, alerts come late)",
     )
     max_entity_height_m: float = Field(
-        2.2, gt=0, description="tallest upright entity assumed when joining a region's pieces above "
+        2.2, gt=0, le=10, description="tallest upright entity assumed when joining a region's pieces above "
                                "its ground contact (a person's legs and head often separate)",
     )
     gate_deg: float = Field(
-        12.0, gt=0, description="largest jump (deg, beyond the box half-sizes) between a predicted "
+        12.0, gt=0, le=180, description="largest jump (deg, beyond the box half-sizes) between a predicted "
                                 "track and a region for them to be associated",
     )
     history_s: float = Field(
-        1.0, gt=0, description="window for velocity / looming fits; long enough to average out "
+        1.0, gt=0, le=30, description="window for velocity / looming fits; long enough to average out "
                                "one-pixel jitter, short enough to follow a change of course",
     )
-    mask_history_frames: int = Field(60, ge=0, description="RLE masks kept per track (working resolution)")
+    mask_history_frames: int = Field(60, ge=0, le=3600, description="RLE masks kept per track (working resolution)")
     personal_zone_m: float = Field(
-        1.5, gt=0, description="personal-space radius: an approach predicted to pass inside it is risky",
+        1.5, gt=0, le=20, description="personal-space radius: an approach predicted to pass inside it is risky",
     )
     horizon_s: float = Field(
-        3.0, gt=0, description="look-ahead for predicted contact; 3 s gives a spoken alert (~1 s) and "
+        3.0, gt=0, le=30, description="look-ahead for predicted contact; 3 s gives a spoken alert (~1 s) and "
                                "a reaction (~1 s) before the entity is within the personal zone",
     )
     min_closing_mps: float = Field(
-        0.6, ge=0, description="closing speeds below this (slow drift, distance noise) never count as "
+        0.6, ge=0, le=100, description="closing speeds below this (slow drift, distance noise) never count as "
                                "an approach; a brisk walk is ~1.4 m/s",
     )
     rear_yaw_deg: float = Field(
@@ -124,26 +126,26 @@ class ReflexConfig(Section):
     front_half_width_deg: float = Field(
         45.0, ge=0, le=180, description="|yaw| within which an entity is in front (crossing check)",
     )
-    crossing_distance_m: float = Field(4.0, gt=0, description="crossings farther than this are ignored")
+    crossing_distance_m: float = Field(4.0, gt=0, le=100, description="crossings farther than this are ignored")
     close_pass_m: float = Field(
-        2.5, gt=0, description="a fast mover predicted to pass within this distance (within horizon_s) "
+        2.5, gt=0, le=50, description="a fast mover predicted to pass within this distance (within horizon_s) "
                                "is risky wherever it is: a car brushing past at arm's length plus a step",
     )
     speed_sigmas: float = Field(
-        2.0, ge=0, description="the motion rules use the fitted speed and closing speed less this many "
+        2.0, ge=0, le=10, description="the motion rules use the fitted speed and closing speed less this many "
                                "sigmas of their own error (from the scatter of the positions about the fit): "
                                "contact-row jitter at 6-8 m makes a 1.3 m/s passer-by look like 2.5 m/s, a "
                                "car or a bike keeps metres per second to spare",
     )
     max_speed_mps: float = Field(
-        15.0, gt=0, description="fastest anything on a street moves (~54 km/h, urban traffic): a ground range "
+        15.0, gt=0, le=100, description="fastest anything on a street moves (~54 km/h, urban traffic): a ground range "
                                 "that jumps by more than this per frame plus two pixel rows of contact jitter "
                                 "is a merge or a lost contact, and the speed rules (crossing, close pass) skip "
                                 "the window; the tracker lets a track's range change by this much per second "
                                 "plus 3 sigma of the measurements' own error",
     )
     pass_horizon_s: float = Field(
-        4.0, gt=0, description="look-ahead for a predicted close pass at speed. Longer than horizon_s because "
+        4.0, gt=0, le=30, description="look-ahead for a predicted close pass at speed. Longer than horizon_s because "
                                "a far, fast mover's speed is underestimated while its contact still spans few "
                                "pixel rows (one row is ~3 m at 16 m): a car at 8 m/s is first predicted to pass "
                                "~3.7 s ahead when it is ~3 s away, and the alert must come >= 1.5 s before it is "
@@ -151,7 +153,7 @@ class ReflexConfig(Section):
                                "false flags on passers-by",
     )
     crossing_speed_mps: float = Field(
-        2.5, gt=0, description="speed over ground that makes a crossing or a close pass 'fast': above a "
+        2.5, gt=0, le=100, description="speed over ground that makes a crossing or a close pass 'fast': above a "
                                "brisk walk (~1.8 m/s) so passers-by never count; runners, bikes and cars do",
     )
     flag_threshold: float = Field(
@@ -159,7 +161,7 @@ class ReflexConfig(Section):
                                      "rule's own threshold is met)",
     )
     appearance_every_s: float = Field(
-        0.33, gt=0, description="re-measure appearance this often (colours change slowly; it costs ~0.2 ms "
+        0.33, gt=0, le=60, description="re-measure appearance this often (colours change slowly; it costs ~0.2 ms "
                                 "per track)",
     )
 

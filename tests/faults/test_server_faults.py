@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
+import typing
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, ValidationError
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -100,22 +103,48 @@ def test_a_settings_file_with_infinity_is_refused(tmp_path):
         Settings.from_file(path)
 
 
-def test_every_numeric_setting_outside_the_reflex_tier_has_an_upper_bound():
+def _numeric_settings(model=Settings, prefix: str = ""):
+    """(dotted name, field) of every int/float setting, however deeply nested or optional."""
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _numeric_settings(field.annotation, f"{prefix}{name}.")
+        elif {int, float} & {field.annotation, *typing.get_args(field.annotation)}:
+            yield prefix + name, field
+
+
+def _with(path: str, value) -> dict:
+    document: dict = {}
+    *sections, name = path.split(".")
+    inner = document
+    for section in sections:
+        inner = inner.setdefault(section, {})
+    inner[name] = value
+    return document
+
+
+NUMERIC_SETTINGS = dict(_numeric_settings())
+
+
+def test_the_settings_walk_sees_every_section():
+    sections = {name.split(".")[0] for name in NUMERIC_SETTINGS}
+    assert {"camera", "reflex", "speech", "loop"} <= sections and len(NUMERIC_SETTINGS) > 40
+
+
+@pytest.mark.parametrize("path", sorted(NUMERIC_SETTINGS))
+def test_every_numeric_setting_has_a_finite_upper_bound_and_refuses_non_finite_values(path, tmp_path):
+    """A field added without a bound fails here: huge or infinite values must be refused, not stored."""
     import annotated_types
 
-    unbounded = []
-
-    def walk(model, prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            if hasattr(field.annotation, "model_fields"):
-                walk(field.annotation, f"{prefix}{name}.")
-            elif str(field.annotation) in ("<class 'int'>", "<class 'float'>", "int | None", "float | None") \
-                    and not any(isinstance(m, annotated_types.Le | annotated_types.Lt) for m in field.metadata):
-                unbounded.append(prefix + name)
-
-    walk(Settings, "")
-    # The reflex tier's bounds belong with its tuning (reported as left to do).
-    assert [name for name in unbounded if not name.startswith("reflex.")] == []
+    bounds = [m.le if isinstance(m, annotated_types.Le) else m.lt for m in NUMERIC_SETTINGS[path].metadata
+              if isinstance(m, annotated_types.Le | annotated_types.Lt)]
+    assert bounds and all(math.isfinite(bound) for bound in bounds), f"{path} has no finite upper bound"
+    for value in (math.inf, -math.inf, math.nan, 10 * max(bounds) + 1):
+        with pytest.raises(ValidationError):
+            Settings.model_validate(_with(path, value))
+    file = tmp_path / "settings.json"
+    file.write_text(json.dumps(_with(path, 0)).replace(": 0", ": 1e400"))  # JSON's way to write infinity
+    with pytest.raises(UserError, match=path.split(".")[-1]):
+        Settings.from_file(file)
 
 
 def test_a_failed_loop_makes_healthz_503(blank_source):
