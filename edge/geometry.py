@@ -145,19 +145,23 @@ def ground_distance(
     return Distance(float(metres), sigma)
 
 
+def linear_slope(values: np.ndarray, times: np.ndarray) -> float:
+    """Least-squares slope of values over times (0 with fewer than two distinct times)."""
+    values = np.asarray(values, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if values.size < 2:
+        return 0.0
+    t = times - times.mean()
+    denom = float(np.dot(t, t))
+    return 0.0 if denom == 0 else float(np.dot(t, values - values.mean()) / denom)
+
+
 def bearing_rate(yaws: np.ndarray, times: np.ndarray) -> float:
     """Least-squares yaw rate in deg/s over a short history, unwrapped across the seam.
 
     A bearing that stays constant while the entity grows is the classic collision course.
     """
-    yaws = np.asarray(yaws, dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64)
-    if len(yaws) < 2:
-        return 0.0
-    unwrapped = np.degrees(np.unwrap(np.radians(yaws)))
-    t = times - times.mean()
-    denom = float(np.dot(t, t))
-    return 0.0 if denom == 0 else float(np.dot(t, unwrapped - unwrapped.mean()) / denom)
+    return linear_slope(np.degrees(np.unwrap(np.radians(np.asarray(yaws, dtype=np.float64)))), times)
 
 
 # --- Boxes and masks in angles ---------------------------------------------------------

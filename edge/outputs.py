@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from vigil360 import masks
 from vigil360.config import LoopConfig
 from vigil360.edge.entities import EntityRegistry
 from vigil360.edge.events import StatsEvent, TrackEvent
 from vigil360.edge.profiling import RateMeter, StageTimer
-from vigil360.edge.recorder import PredictionRecorder, upsampled_rle
+from vigil360.edge.recorder import PredictionRecorder
 from vigil360.edge.source import Frame
 
 
@@ -50,7 +51,7 @@ def record_reflex_masks(recorder: PredictionRecorder | None, tracks: list, frame
         if entity.announced_frame is None or track.mask is None:
             continue
         # With SAM2 on, its masks (written when they land) refine these frames' reflex masks.
-        rle = upsampled_rle(track.mask, width, height)
+        rle = masks.upsampled(track.mask, width, height)
         recorder.mask(entity.entity_id, frame.index, rle=rle, box=track.box)
 
 
@@ -69,7 +70,7 @@ class SideEvents:
             for track in tracks:
                 mask = None
                 if self.track_masks and track.mask is not None:
-                    mask = upsampled_rle(track.mask, self._width, self._height)
+                    mask = masks.upsampled(track.mask, self._width, self._height)
                 self._sinks.emit(TrackEvent(
                     frame_index=frame.index, frame_time_s=frame.time_s, entity_id=registry.id_for_track(track.track_id),
                     box=track.box, risk=float(np.clip(track.risk, 0, 1)), flagged=track.flagged, mask=mask,

@@ -184,21 +184,17 @@ def build_synthesizer(config: SpeechConfig, announce: Callable[[str], None] = pr
         return synth
 
 
-def _wav_bytes(samples: np.ndarray, sample_rate: int, out: str | io.BytesIO) -> None:
-    """int16 samples, (N,) mono or (N, 2) stereo (interleaved left, right)."""
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """int16 samples, (N,) mono or (N, 2) stereo (interleaved left, right); written whole or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
     samples = np.asarray(samples, dtype=np.int16)
-    with wave.open(out, "wb") as handle:
+    with wave.open(str(tmp), "wb") as handle:
         handle.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
         handle.setsampwidth(2)
         handle.setframerate(sample_rate)
         handle.writeframes(np.ascontiguousarray(samples).tobytes())
-
-
-def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    _wav_bytes(samples, sample_rate, str(tmp))
     os.replace(tmp, path)
 
 

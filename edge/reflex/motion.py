@@ -32,8 +32,19 @@ _CONTACT_ROWS = 2
 _RECONSTRUCT_PX = 8
 
 
+class OnTheGround:
+    """Where something stands: the bearing of its ground contact, or its box centre's without one."""
+
+    box: AngleBox
+    contact_yaw: float | None
+
+    @property
+    def ground_yaw(self) -> float:
+        return self.box.yaw if self.contact_yaw is None else self.contact_yaw
+
+
 @dataclass
-class Region:
+class Region(OnTheGround):
     """One independently moving region, in working-resolution equirectangular pixels."""
 
     mask: np.ndarray  # bool, (H, W)
@@ -43,10 +54,6 @@ class Region:
     top_pitch: float
     distance: Distance = Distance(float("inf"), float("inf"))  # filled by the tier (it knows the camera)
     contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
-
-    @property
-    def ground_yaw(self) -> float:
-        return self.box.yaw if self.contact_yaw is None else self.contact_yaw
 
 
 def wrap_pad(image: np.ndarray, columns: int) -> np.ndarray:

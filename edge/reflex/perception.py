@@ -81,10 +81,7 @@ class ReflexTrack:
 
     def mask_rle(self, width: int, height: int) -> RLE:
         """The mask upsampled to a full (width x height) frame, COCO RLE; empty while coasting."""
-        if self.mask is None:
-            return masks.empty(height, width)
-        full = cv2.resize(self.mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-        return masks.encode(full)
+        return masks.empty(height, width) if self.mask is None else masks.upsampled(self.mask, width, height)
 
 
 @dataclass

@@ -18,23 +18,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vigil360.config import ReflexConfig
-from vigil360.edge.geometry import Distance, anglebox_iou, bearing_rate, wrap_yaw, yaw_difference
-from vigil360.edge.reflex.motion import Region
+from vigil360.edge.geometry import Distance, anglebox_iou, bearing_rate, linear_slope, wrap_yaw, yaw_difference
+from vigil360.edge.reflex.motion import OnTheGround, Region
 from vigil360.schema import AngleBox
 
 # Sigmas of the two range measurements' combined error a frame-to-frame range change may use.
 _RANGE_GATE_SIGMAS = 3.0
-
-
-def linear_slope(values: np.ndarray, times: np.ndarray) -> float:
-    """Least-squares slope of values over times (0 with fewer than two distinct times)."""
-    values = np.asarray(values, dtype=np.float64)
-    times = np.asarray(times, dtype=np.float64)
-    if values.size < 2:
-        return 0.0
-    t = times - times.mean()
-    denom = float(np.dot(t, t))
-    return 0.0 if denom == 0 else float(np.dot(t, values - values.mean()) / denom)
 
 
 @lru_cache(maxsize=64)
@@ -53,7 +42,7 @@ def pairwise_slopes(values: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Observation:
+class Observation(OnTheGround):
     time_s: float
     box: AngleBox
     contact_pitch: float
@@ -63,10 +52,6 @@ class Observation:
     contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
     wearer_x: float = 0.0  # where the wearer was (m, world frame): a walking wearer's own travel
     wearer_z: float = 0.0
-
-    @property
-    def ground_yaw(self) -> float:
-        return self.box.yaw if self.contact_yaw is None else self.contact_yaw
 
 
 @dataclass

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil360 import masks
-from vigil360.edge.recorder import PredictionRecorder, upsampled_rle
+from vigil360.edge.recorder import PredictionRecorder
 from vigil360.records import iter_records
 from vigil360.schema import AngleBox, Caption, Video
 
@@ -81,14 +81,14 @@ def test_upsampled_rle_equals_encoding_the_resized_mask(height, scale, seed, den
     expected = masks.encode(
         cv2.resize(mask.astype(np.uint8), (width_full, height_full), interpolation=cv2.INTER_NEAREST)
     )
-    assert upsampled_rle(mask, width_full, height_full) == expected
+    assert masks.upsampled(mask, width_full, height_full) == expected
 
 
 @pytest.mark.parametrize("size", [(64, 32), (100, 50)])  # integer scale, and not (falls back)
 def test_upsampled_rle_of_a_seam_crossing_mask(size):
     mask = np.zeros((16, 32), bool)
     mask[5:9, 30:] = mask[5:9, :3] = True
-    rle = upsampled_rle(mask, *size)
+    rle = masks.upsampled(mask, *size)
     assert tuple(rle.size) == (size[1], size[0])
     full = masks.decode(rle)
     assert full[:, 0].any() and full[:, -1].any(), "both sides of the seam"
