@@ -11,8 +11,6 @@ Tensor layouts are batch-first; B is the number of objects, h = w = image_size /
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_utils import get_1d_sine_pe
@@ -270,8 +268,3 @@ def check_rope_equivalence(model, batch: int = 1, memories: int = 2, seed: int =
     k_real = apply_rope_real(k.reshape(batch, attn.num_heads, memories, size * size, head_dim), cos, sin)
     k_real = k_real.reshape(k.shape)
     return float(max((q_real - q_ref).abs().max(), (k_real - k_ref).abs().max()))
-
-
-def feature_size(model) -> int:
-    """h = w of the image embedding."""
-    return int(math.floor(model.image_size // model.backbone_stride))

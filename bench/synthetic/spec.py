@@ -138,12 +138,6 @@ class ScenarioTruth(_Strict):
                 return actor
         raise KeyError(f"{self.video_id}: no actor {actor_id!r}")
 
-    def for_entity(self, entity_id: str) -> ActorTruth:
-        for actor in self.actors:
-            if actor.entity_id == entity_id:
-                return actor
-        raise KeyError(f"{self.video_id}: no actor for entity {entity_id!r}")
-
     @property
     def distractors(self) -> list[ActorTruth]:
         return [actor for actor in self.actors if actor.is_distractor]
