@@ -110,7 +110,7 @@ def _sam2_folder(context: StepContext, size: int) -> Path:
 
 
 def export_sam2_step(context: StepContext, size: int) -> dict:
-    from vigil360.export.sam2 import ensure_export
+    from vigil360.export.sam2_cached import ensure_export
 
     manifest = ensure_export(_sam2_folder(context, size), model=SAM2_MODEL, image_size=size, seed=0)
     return {"folder": str(_sam2_folder(context, size)), "weights": manifest.weights,
@@ -135,7 +135,8 @@ def fp16_parity_step(context: StepContext, size: int) -> dict:
     require_gpu()
     import numpy as np
 
-    from vigil360.export.sam2 import build_model, example_inputs, wrapper_for
+    from vigil360.export.sam2_graphs import example_inputs, wrapper_for
+    from vigil360.export.sam2_model import build_model
     from vigil360.models.tensorrt_runner import EngineGraph
 
     folder = _sam2_folder(context, size)
@@ -185,7 +186,8 @@ def _engine_step_ms(context: StepContext, size: int, warmup: int, repeats: int) 
     """A full tracking step through the native engines (each precision whose engines were built)."""
     from vigil360.bench.latency import time_it
     from vigil360.bench.latency_sam2 import STAGES, _feeds
-    from vigil360.export.sam2 import build_model, wrapper_for
+    from vigil360.export.sam2_graphs import wrapper_for
+    from vigil360.export.sam2_model import build_model
     from vigil360.models.tensorrt_runner import EngineGraph
 
     folder = _sam2_folder(context, size)

@@ -87,7 +87,7 @@ def quantize_folder(folder: Path, out: Path) -> Path:
 
 
 def _feeds(sam, objects: int, memories: int, pointers: int) -> dict[str, tuple]:
-    from vigil360.export.sam2 import example_inputs
+    from vigil360.export.sam2_graphs import example_inputs
 
     inputs = example_inputs(sam, objects=objects, memories=memories, pointers=pointers, points=1)
     # Tracking frames: one padding point per object, no mask prompt.
@@ -157,7 +157,8 @@ def memory_probe(backend: str, folder: str, feeds_path: str, model: str, size: i
     if backend == "torch":
         import torch
 
-        from vigil360.export.sam2 import build_model, wrapper_for
+        from vigil360.export.sam2_graphs import wrapper_for
+        from vigil360.export.sam2_model import build_model
     else:
         from vigil360.models.runtime import create_session
     baseline = current_rss_mb()
@@ -218,7 +219,9 @@ def run_latency(
     where the card supports it, under bf16 autocast ("torch-bf16")."""
     import torch
 
-    from vigil360.export.sam2 import build_model, ensure_export, wrapper_for
+    from vigil360.export.sam2_cached import ensure_export
+    from vigil360.export.sam2_graphs import wrapper_for
+    from vigil360.export.sam2_model import build_model
     from vigil360.models.runtime import create_session
 
     torch.set_num_threads(threads)
@@ -464,7 +467,7 @@ def latency_sam2_command(
         memory,
     )
     if stream_frames > 0:
-        from vigil360.export.sam2 import ensure_export
+        from vigil360.export.sam2_cached import ensure_export
 
         folder = export_root / f"{model}_{stream_size}"
         ensure_export(folder, model=model, image_size=stream_size, seed=0)

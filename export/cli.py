@@ -12,7 +12,7 @@ import typer
 
 export_app = typer.Typer(help="Export SAM2 and the VLM to ONNX, and ONNX to TensorRT.", no_args_is_help=True)
 
-_COMMAND_MODULES: list[str] = ["vigil360.export.vlm", "vigil360.export.sam2", "vigil360.export.tensorrt"]
+_COMMAND_MODULES: list[str] = ["vigil360.export.vlm", "vigil360.export.sam2_cli", "vigil360.export.tensorrt"]
 
 
 def register(app: typer.Typer) -> None:

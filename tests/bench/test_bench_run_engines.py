@@ -33,7 +33,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def sam2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vigil360.export.sam2 import ensure_export
+    from vigil360.export.sam2_cached import ensure_export
 
     out = tmp_path_factory.getbasetemp() / "sam2_tiny_128"  # shared with the export and tracker tests
     ensure_export(out, image_size=128, seed=0)

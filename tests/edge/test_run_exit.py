@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     import torch
 
-    from vigil360.export.sam2 import ensure_export
+    from vigil360.export.sam2_cached import ensure_export
     from vigil360.export.vlm import export_vlm
     from vigil360.models.vlm.random_init import write_random_vlm
 

@@ -108,7 +108,7 @@ def test_big_entities_get_a_wider_view_and_removal_works() -> None:
 
 @pytest.mark.slow
 def test_with_the_onnx_tracker(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from vigil360.export.sam2 import ensure_export
+    from vigil360.export.sam2_cached import ensure_export
     from vigil360.models.sam2_tracker import Sam2Tracker
 
     out: Path = tmp_path_factory.getbasetemp() / "sam2_tiny_128"  # shared with the export tests

@@ -11,7 +11,9 @@ import torch
 
 from vigil360.cli import main as cli_main
 from vigil360.errors import UserError
-from vigil360.export import sam2 as sam2_export
+from vigil360.export.sam2_graphs import DEFAULT_OPSET, ROLES, example_inputs, wrapper_for
+from vigil360.export.sam2_model import build_model, check_image_size
+from vigil360.export.sam2_parity import memory_attention_reference_gap, parity
 from vigil360.models.manifest import load_manifest, sha256_file
 from vigil360.models.runtime import create_session
 
@@ -50,17 +52,17 @@ def sam2_export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def torch_model():
-    return sam2_export.build_model("sam2.1_hiera_tiny", IMAGE_SIZE, seed=0)
+    return build_model("sam2.1_hiera_tiny", IMAGE_SIZE, seed=0)
 
 
 def test_manifest_lists_four_graphs_with_hashes_shapes_and_parity(sam2_export_dir: Path) -> None:
     manifest = load_manifest(sam2_export_dir, kind="sam2", verify=True)
     assert manifest.model == "sam2.1_hiera_tiny" and manifest.family == "sam2.1"
     assert manifest.weights == "random-init, seed 0"
-    assert manifest.image_size == IMAGE_SIZE and manifest.opset == sam2_export.DEFAULT_OPSET
+    assert manifest.image_size == IMAGE_SIZE and manifest.opset == DEFAULT_OPSET
     assert {"torch", "onnxruntime", "sam2", "onnx"} <= set(manifest.versions)
     roles = [g.role for g in manifest.files]
-    assert roles == [*sam2_export.ROLES, "constants"]
+    assert roles == [*ROLES, "constants"]
     for graph in manifest.files:
         path = sam2_export_dir / graph.path
         assert sha256_file(path) == graph.sha256 and path.stat().st_size == graph.size_bytes
@@ -92,29 +94,29 @@ def test_changed_file_is_refused(sam2_export_dir: Path, tmp_path: Path) -> None:
 
 
 def _run_both(folder: Path, model, role: str, args: tuple) -> dict[str, float]:
-    module = sam2_export.wrapper_for(model, role)
+    module = wrapper_for(model, role)
     session = create_session(folder / f"{role}.onnx", providers="cpu")
-    return sam2_export.parity(session, module, args)
+    return parity(session, module, args)
 
 
 @pytest.mark.parametrize(("memories", "pointers"), [(1, 1), (7, 16)])
 def test_memory_attention_dynamic_bank_sizes(
     sam2_export_dir: Path, torch_model, memories: int, pointers: int
 ) -> None:
-    args = sam2_export.example_inputs(torch_model, objects=3, memories=memories, pointers=pointers, seed=5)
+    args = example_inputs(torch_model, objects=3, memories=memories, pointers=pointers, seed=5)
     figures = _run_both(sam2_export_dir, torch_model, "memory_attention", args["memory_attention"])
     assert figures["conditioned_embed"] <= PARITY_BOUND
 
 
 def test_decoder_takes_any_point_count_and_mask_prompts(sam2_export_dir: Path, torch_model) -> None:
-    args = sam2_export.example_inputs(torch_model, objects=2, points=5, seed=9)["mask_decoder"]
+    args = example_inputs(torch_model, objects=2, points=5, seed=9)["mask_decoder"]
     figures = _run_both(sam2_export_dir, torch_model, "mask_decoder", args)
     assert max(figures.values()) <= PARITY_BOUND
 
 
 def test_wrapped_memory_attention_equals_sam2_module(torch_model, sam2_export_dir: Path) -> None:
     """The export wrapper (real RoPE, batch-first) against sam2's own MemoryAttention (complex RoPE)."""
-    assert sam2_export.memory_attention_reference_gap(torch_model, seed=7) <= 1e-5
+    assert memory_attention_reference_gap(torch_model, seed=7) <= 1e-5
     manifest = load_manifest(sam2_export_dir, verify=False)
     assert float(manifest.notes["memory_attention_wrapper_vs_sam2_max_abs"]) <= 1e-5
 
@@ -153,32 +155,32 @@ def test_real_rope_equals_complex_rope(torch_model) -> None:
 @pytest.mark.parametrize("size", [100, 32, 1000])
 def test_bad_image_size_is_a_clear_error(size: int) -> None:
     with pytest.raises(UserError, match="multiple of 32"):
-        sam2_export.check_image_size(size)
+        check_image_size(size)
 
 
 def test_weights_must_be_chosen_once() -> None:
     with pytest.raises(UserError, match="choose the weights"):
-        sam2_export.build_model("sam2.1_hiera_tiny", 128)
+        build_model("sam2.1_hiera_tiny", 128)
     with pytest.raises(UserError, match="unknown SAM2 model"):
-        sam2_export.build_model("sam3_giant", 128, seed=0)
+        build_model("sam3_giant", 128, seed=0)
 
 
 def test_non_sam2_checkpoint_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.pt"
     torch.save({"model": {"backbone.weight": torch.zeros(1)}}, bogus)
     with pytest.raises(UserError, match="not a SAM2 checkpoint"):
-        sam2_export.build_model("sam2.1_hiera_tiny", 128, checkpoint=bogus)
+        build_model("sam2.1_hiera_tiny", 128, checkpoint=bogus)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
     with pytest.raises(UserError, match="not a PyTorch checkpoint"):
-        sam2_export.build_model("sam2.1_hiera_tiny", 128, checkpoint=text)
+        build_model("sam2.1_hiera_tiny", 128, checkpoint=text)
 
 
 def test_checkpoint_weights_are_loaded_and_hashed(tmp_path: Path, torch_model, monkeypatch) -> None:
     """A real-format checkpoint (saved from a random-init model) goes through the checkpoint path."""
     path = tmp_path / "tiny.pt"
     torch.save({"model": torch_model.state_dict()}, path)
-    model = sam2_export.build_model("sam2.1_hiera_tiny", IMAGE_SIZE, checkpoint=path)
+    model = build_model("sam2.1_hiera_tiny", IMAGE_SIZE, checkpoint=path)
     first = next(iter(torch_model.state_dict()))
     assert torch.equal(model.state_dict()[first], torch_model.state_dict()[first])
     from vigil360.models.checkpoints import checkpoint_weights_label

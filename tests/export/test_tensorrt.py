@@ -47,7 +47,9 @@ def test_without_a_gpu_the_command_stops_with_a_clear_message(tmp_path: Path, ca
 @pytest.mark.gpu
 @pytest.mark.skipif(NO_GPU is not None, reason=f"TensorRT needs an NVIDIA GPU: {NO_GPU}")
 def test_engines_match_onnxruntime(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from vigil360.export.sam2 import build_model, ensure_export, example_inputs
+    from vigil360.export.sam2_cached import ensure_export
+    from vigil360.export.sam2_graphs import example_inputs
+    from vigil360.export.sam2_model import build_model
     from vigil360.models.manifest import load_manifest
     from vigil360.models.runtime import create_session
     from vigil360.models.tensorrt_runner import EngineGraph

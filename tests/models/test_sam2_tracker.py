@@ -29,7 +29,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 @pytest.fixture(scope="session")
 def sam2_export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vigil360.export.sam2 import ensure_export
+    from vigil360.export.sam2_cached import ensure_export
 
     out = tmp_path_factory.getbasetemp() / f"sam2_tiny_{IMAGE_SIZE}"  # shared with tests/export
     torch.set_num_threads(2)
@@ -61,7 +61,7 @@ def _parity_with_sam2_loader(export_dir: Path, frames: list, boxes: dict, folder
     reads the same JPEG folder with its OWN frame loader (resize and normalisation included)."""
     from PIL import Image
 
-    from vigil360.export.sam2 import build_model
+    from vigil360.export.sam2_model import build_model
 
     folder.mkdir()
     for index, frame in enumerate(frames):
