@@ -8,7 +8,7 @@ import json
 import pytest
 
 from vigil360.edge.events import AlertEvent, CaptionEvent, StatsEvent, TrackEvent
-from vigil360.edge.server.hub import EventHub, Subscription, pump
+from vigil360.edge.server.hub import ClientLimitReached, EventHub, Subscription, pump
 from vigil360.schema import AngleBox
 
 
@@ -212,3 +212,13 @@ def test_alerts_are_delivered_without_waiting_for_the_batch_tick() -> None:
         return [json.loads(t)["type"] for t in await asyncio.wait_for(client.take(), 1)]
 
     assert asyncio.run(scenario()) == ["track", "alert"]
+
+
+def test_a_client_over_the_limit_is_refused_with_a_reason_and_the_others_keep_their_place() -> None:
+    hub = EventHub(max_clients=2)
+    first, second = hub.connect(Subscription()), hub.connect(Subscription())
+    with pytest.raises(ClientLimitReached, match="already 2 event clients"):
+        hub.connect(Subscription())
+    assert [client.id for client in hub.stats().clients] == [first.id, second.id]
+    hub.disconnect(first)
+    assert hub.connect(Subscription()).id == 3  # a place freed is a place offered
