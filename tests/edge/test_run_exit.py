@@ -1,7 +1,8 @@
-"""`vigil360 run --sam2 DIR --vlm DIR` as a user runs it, in its own process: it exits 0 and its
-summary says what each model stage did, including the work abandoned at the end (issue 17: the
-process used to abort with SIGABRT when it ended under a running model call, and took tens of
-seconds to exit). Random-weights exports: SAM2 at 128 px, a tiny Idefics3."""
+"""`vigil360 run --sam2 DIR --vlm DIR` as a user runs it, in its own process: it exits (0, or 1 when
+a stage never delivered) and its summary says what each model stage did, including the work
+abandoned at the end (issue 17: the process used to abort with SIGABRT when it ended under a
+running model call, and took tens of seconds to exit). Random-weights exports: SAM2 at 128 px, a
+tiny Idefics3."""
 
 from __future__ import annotations
 
@@ -39,7 +40,15 @@ def test_run_with_both_models_exits_cleanly_and_reports_every_stage(exports, syn
          "--vlm", str(vlm), "--no-speech", "--quiet", "--out", str(tmp_path / "out"), "--profile", str(profile)],
         capture_output=True, text=True, timeout=600,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # The loop runs in real time: on a loaded machine a stage may not finish one call before the clip
+    # ends. The run must then say so and exit 1 - and in every case exit, never abort.
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    never = sorted(name for name, outcome in summary["model_stages"].items() if outcome["succeeded"] == 0)
+    if never:
+        assert done.returncode == 1, done.stderr[-3000:]
+        assert all(f"model stage {name} never succeeded" in done.stderr for name in never), done.stderr[-3000:]
+    else:
+        assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(profile.read_text())
     stages = report["model_stages"]
     assert set(stages) == {"sam2", "vlm_grounder", "vlm_captioner"} and report["mode"] == "realtime"
