@@ -32,16 +32,25 @@ def _ensure_model(model_dir: Path | None, architecture: str, work_dir: Path) -> 
     return folder
 
 
-def _ensure_export(onnx_dir: Path | None, model_dir: Path, work_dir: Path, threads: int, int8: bool = False) -> Path:
+def _ensure_export(onnx_dir: Path | None, model_dir: Path, work_dir: Path, threads: int,
+                   decoder_weights: str = "fp32") -> Path:
     from vigil360.export.vlm import export_vlm
 
     if onnx_dir is not None:
         return onnx_dir
-    folder = work_dir / f"{model_dir.name}-onnx{'-int8' if int8 else ''}"
+    folder = work_dir / f"{model_dir.name}-onnx{'' if decoder_weights == 'fp32' else '-' + decoder_weights}"
     if not (folder / "manifest.json").is_file():
         typer.echo(f"exporting {model_dir} to {folder} (with parity check)")
-        export_vlm(model_dir, folder, threads=threads, int8=int8)
+        export_vlm(model_dir, folder, threads=threads, decoder_weights=decoder_weights)
     return folder
+
+
+def quantized_schemes(values: list[str]) -> list[str]:
+    schemes = [] if values == ["none"] else values
+    unknown = sorted(set(schemes) - {"int8", "int4"})
+    if unknown:
+        raise typer.BadParameter(f"unknown decoder weights {unknown} (int8, int4 or none)", param_hint="--quantized")
+    return schemes
 
 
 def measure(model_dir: Path, onnx_dirs: dict[str, Path], images: int, tokens: int, threads: int, warmup: int,
@@ -165,8 +174,9 @@ def markdown(report: dict) -> str:
 def latency_vlm(
     model_dir: Path | None = typer.Option(None, help="transformers model folder (default: build a random-weights one)"),
     onnx_dir: Path | None = typer.Option(None, help="`vigil360 export vlm` folder (default: export model_dir)"),
-    int8: bool = typer.Option(True, "--int8/--no-int8", help="also time an int8-decoder export"),
-    int8_dir: Path | None = typer.Option(None, help="`vigil360 export vlm --int8` folder (default: export one)"),
+    quantized: list[str] = typer.Option(["int8", "int4"], "--quantized",
+                                        help="also time exports with these decoder weights (repeat the option; "
+                                             "int8, int4, or none for fp32 only)"),
     architecture: str = typer.Option("smolvlm-256m", help="random-weights architecture when no --model-dir"),
     work_dir: Path = typer.Option(Path.home() / ".cache" / "vigil360" / "bench-vlm",
                                   help="where built/exported models are kept (outside the repository: ~1.5 GB)"),
@@ -189,9 +199,9 @@ def latency_vlm(
         if family not in ("qwen2_5_vl", "qwen3_vl"):
             raise typer.BadParameter(f"unknown family {family!r}", param_hint="--family")
         arch = f"{family}-0.6b" if architecture == "smolvlm-256m" else architecture
-        model, exports = ensure_qwen(model_dir, arch, work_dir, threads, int8)
-        exports.update({name: folder for name, folder in (("onnxruntime", onnx_dir), ("onnxruntime int8", int8_dir))
-                        if folder is not None})
+        model, exports = ensure_qwen(model_dir, arch, work_dir, threads, quantized_schemes(quantized))
+        if onnx_dir is not None:
+            exports["onnxruntime"] = onnx_dir
         report = measure_qwen(model, exports, images, image_size, tokens, threads, warmup, repeats)
         if out is not None:
             atomic_write_text(out, json.dumps(report, indent=2) + "\n")
@@ -199,8 +209,8 @@ def latency_vlm(
         return
     model = _ensure_model(model_dir, architecture, work_dir)
     exports = {"onnxruntime": _ensure_export(onnx_dir, model, work_dir, threads)}
-    if int8:
-        exports["onnxruntime int8"] = _ensure_export(int8_dir, model, work_dir, threads, int8=True)
+    for scheme in quantized_schemes(quantized):
+        exports[f"onnxruntime {scheme} decoder"] = _ensure_export(None, model, work_dir, threads, scheme)
     report = measure(model, exports, images, tokens, threads, warmup, repeats)
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 By default it builds a RANDOM-WEIGHTS "-0.6b" model (the published Qwen2.5-0.5B / Qwen3-0.6B text
 decoders with their 151,936-token vocabulary, and a published-width vision tower cut to 8 blocks;
-compute does not depend on weight values) and exports it fp32 and with an int8 decoder. Every
+compute does not depend on weight values) and exports it fp32 and with int8 / int4 decoders. Every
 backend greedily decodes the same fixed number of tokens (EOS ignored) on the same images and
 prompt with the same thread count. Runs are interleaved (one run of each backend per round) so a
 burst of load from other processes hits all alike; ms/token and time to first token come from
@@ -19,9 +19,9 @@ from vigil360.bench.latency import machine_name, peak_rss_mb, time_it
 
 
 def ensure_qwen(model_dir: Path | None, architecture: str, work_dir: Path, threads: int,
-                int8: bool) -> tuple[Path, dict[str, Path]]:
+                quantized: list[str]) -> tuple[Path, dict[str, Path]]:
     from vigil360.export.vlm import export_vlm
-    from vigil360.export.vlm_qwen import int8_from_export
+    from vigil360.export.vlm_qwen import quantized_from_export
     from vigil360.models.vlm.qwen.random_init import write_random_qwen
 
     if model_dir is None:
@@ -33,11 +33,11 @@ def ensure_qwen(model_dir: Path | None, architecture: str, work_dir: Path, threa
     if not (exports["onnxruntime"] / "manifest.json").is_file():
         typer.echo(f"exporting {model_dir} to {exports['onnxruntime']} (with parity check)")
         export_vlm(model_dir, exports["onnxruntime"], threads=threads)
-    if int8:
-        exports["onnxruntime int8"] = work_dir / f"{model_dir.name}-onnx-int8"
-        if not (exports["onnxruntime int8"] / "manifest.json").is_file():
-            typer.echo(f"quantising the decoder of {exports['onnxruntime']} to {exports['onnxruntime int8']}")
-            int8_from_export(model_dir, exports["onnxruntime"], exports["onnxruntime int8"], threads=threads)
+    for scheme in quantized:
+        folder = exports[f"onnxruntime {scheme} decoder"] = work_dir / f"{model_dir.name}-onnx-{scheme}"
+        if not (folder / "manifest.json").is_file():
+            typer.echo(f"quantising the decoder of {exports['onnxruntime']} to {folder} ({scheme})")
+            quantized_from_export(model_dir, exports["onnxruntime"], folder, scheme, threads=threads)
     return model_dir, exports
 
 

@@ -30,6 +30,7 @@ import typer
 
 from vigil360.errors import UserError
 from vigil360.export.cli import export_app
+from vigil360.export.vlm_quantize import DecoderWeights
 
 SUPPORTED_FAMILIES = ("idefics3",)
 VISION_TOLERANCE = {"fp32": 1e-5, "fp16": 5e-2}
@@ -195,23 +196,25 @@ def decode_parity(torch_reference: tuple[list[int], object], runtime, request) -
 
 
 def export_vlm(model_dir: str | Path, out: str | Path, fp16: bool = False, parity_tokens: int = PARITY_TOKENS,
-               threads: int | None = None, int8: bool = False) -> Path:
+               threads: int | None = None, decoder_weights: DecoderWeights = "fp32") -> Path:
     """Export, check parity, write the manifest; returns the manifest path. Fails on a parity miss.
 
-    `int8` then replaces the decoder by one with dynamically quantised int8 weights (CPU): token
-    decoding is memory-bound on a CPU, and int8 weights read 4x fewer bytes per token. Its
-    agreement with `generate` is recorded, not required - quantisation changes the numbers.
+    `decoder_weights` int8 or int4 then replaces the checked decoder by one with quantised weights
+    (CPU; see `vlm_quantize.py`): token decoding is memory-bound on a CPU, and int8 / int4 weights
+    read 4x / 7x fewer bytes per token. Their agreement with `generate` is recorded, not required -
+    quantisation changes the numbers.
     """
-    if fp16 and int8:
-        raise UserError("choose one of --fp16 (GPU) and --int8 (CPU decoder weights)")
+    if fp16 and decoder_weights != "fp32":
+        raise UserError(f"choose one of --fp16 (GPU) and --{decoder_weights} (CPU decoder weights)")
     from vigil360.models.vlm.qwen.random_init import QWEN_FAMILIES, model_family
 
     if model_family(model_dir) in QWEN_FAMILIES:
         if fp16:
-            raise UserError("--fp16 is not offered for Qwen-VL exports yet (fp32 or --int8)")
+            raise UserError("--fp16 is not offered for Qwen-VL exports yet (fp32, --int8 or --int4)")
         from vigil360.export.vlm_qwen import export_qwen_vlm
 
-        return export_qwen_vlm(model_dir, out, parity_tokens=parity_tokens, threads=threads, int8=int8)
+        return export_qwen_vlm(model_dir, out, parity_tokens=parity_tokens, threads=threads,
+                               decoder_weights=decoder_weights)
     import numpy as np
     import torch
 
@@ -309,9 +312,10 @@ def export_vlm(model_dir: str | Path, out: str | Path, fp16: bool = False, parit
     path = write_manifest(out, manifest)
     if problems:
         raise UserError(f"{out}: parity check failed ({'; '.join(problems)}); manifest written for inspection")
-    if int8:
-        path = _quantize_decoder(out, manifest, threads,
-                                 lambda runtime: decode_parity(torch_reference, runtime, request).metadata())
+    if decoder_weights != "fp32":
+        path = quantize_decoder(out, manifest, threads,
+                                lambda runtime: decode_parity(torch_reference, runtime, request).metadata(),
+                                decoder_weights)
     return path
 
 
@@ -322,33 +326,30 @@ def token_agreement(expected: list[int], got: list[int]) -> dict[str, str]:
             "tokens_agreeing_before_first_difference": f"{agreeing}/{len(expected)}"}
 
 
-def _quantize_decoder(out: Path, manifest, threads: int | None, agreement: Callable[[Any], dict[str, str]],
-                      runtime_class=None) -> Path:
-    """Swap the checked fp32 decoder for a dynamic-int8 one and record how far its tokens agree."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+def quantize_decoder(out: Path, manifest, threads: int | None, agreement: Callable[[Any], dict[str, str]],
+                     weights: DecoderWeights, runtime_class=None) -> Path:
+    """Swap the checked fp32 decoder for a weight-quantised one and record how far its tokens agree."""
+    from vigil360.export.vlm_quantize import DESCRIPTIONS, quantize_decoder_file
     from vigil360.models.manifest import describe_file, write_manifest
     from vigil360.models.runtime import create_session
     from vigil360.models.vlm.backends.onnx_backend import OnnxBackend
 
     fp32 = manifest.file("decoder")
     big = fp32.size_bytes + sum(g.size_bytes for g in manifest.files if g.role == "decoder_weights") > 6 << 30
-    quantize_dynamic(out / "decoder.onnx", out / "decoder_int8.onnx", weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gemm"], use_external_data_format=big,
-                     extra_options={"MatMulConstBOnly": True})
+    stem = f"decoder_{weights}"
+    quantize_decoder_file(out / "decoder.onnx", out / f"{stem}.onnx", weights, big)
     for name in ("decoder.onnx", "decoder.onnx.data"):
         (out / name).unlink(missing_ok=True)
-    int8_files = sorted(p.name for p in out.iterdir() if p.name.startswith("decoder_int8"))
-    inputs, outputs = _signature(create_session(out / "decoder_int8.onnx", "cpu", threads=1))
+    files = sorted(p.name for p in out.iterdir() if p.name.startswith(stem))
+    inputs, outputs = _signature(create_session(out / f"{stem}.onnx", "cpu", threads=1))
     kept = [g for g in manifest.files if g.role not in ("decoder", "decoder_weights")]
     fp32_match = fp32.metadata["greedy_tokens_match_generate"]
-    decoder = describe_file(out, "decoder_int8.onnx", "decoder", inputs=inputs, outputs=outputs,
-                            metadata={"quantization": "dynamic int8 weights (MatMul, Gemm), fp32 activations",
+    decoder = describe_file(out, f"{stem}.onnx", "decoder", inputs=inputs, outputs=outputs,
+                            metadata={"quantization": DESCRIPTIONS[weights],
                                       "fp32_greedy_tokens_match_generate": fp32_match})
-    extra = [describe_file(out, name, "decoder_weights", format="data") for name in int8_files
-             if name != "decoder_int8.onnx"]
+    extra = [describe_file(out, name, "decoder_weights", format="data") for name in files if name != f"{stem}.onnx"]
     manifest.files = [kept[0], decoder, *extra, *kept[1:]]
-    manifest.precision = "int8"
+    manifest.precision = weights
     manifest.notes["parity"] = "passed (fp32 graphs, before the decoder was quantised)"
     write_manifest(out, manifest)
     runtime = (runtime_class or OnnxBackend)(out, providers="cpu", threads=threads, verify=False)
@@ -369,13 +370,18 @@ def export_vlm_command(
     out: Path = typer.Option(..., "--out", help="folder for the ONNX graphs and manifest.json"),
     fp16: bool = typer.Option(False, "--fp16", help="export in float16 (GPU execution providers)"),
     int8: bool = typer.Option(False, "--int8", help="then quantise the decoder's weights to int8 (CPU decoding)"),
+    int4: bool = typer.Option(False, "--int4", help="then quantise the decoder's weights to 4 bits in blocks of 32 "
+                              "(CPU decoding; the scheme onnxruntime-genai uses)"),
     parity_tokens: int = typer.Option(PARITY_TOKENS, help="greedy tokens compared with transformers (EOS ignored)"),
     threads: int | None = typer.Option(None, help="CPU threads for torch and onnxruntime"),
 ) -> None:
     """Export a compact VLM (vision encoder + connector, decoder with KV cache) and check parity."""
     from vigil360.models.manifest import load_manifest
 
-    path = export_vlm(model_dir, out, fp16=fp16, parity_tokens=parity_tokens, threads=threads, int8=int8)
+    if int8 and int4:
+        raise UserError("choose one of --int8 and --int4")
+    weights = "int8" if int8 else "int4" if int4 else "fp32"
+    path = export_vlm(model_dir, out, fp16=fp16, parity_tokens=parity_tokens, threads=threads, decoder_weights=weights)
     manifest = load_manifest(path.parent, kind="vlm", verify=False)
     vision = manifest.file("vision")
     decoder = manifest.file("decoder")

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from vigil360.errors import UserError
+from vigil360.export.vlm_quantize import DecoderWeights
 
 FEATURE_TOLERANCE = 1e-5
 LOGIT_TOLERANCE = 1e-4
@@ -63,12 +64,12 @@ def _config(model, reference) -> dict:
 
 
 def export_qwen_vlm(model_dir: str | Path, out: str | Path, parity_tokens: int = 32, threads: int | None = None,
-                    int8: bool = False) -> Path:
+                    decoder_weights: DecoderWeights = "fp32") -> Path:
     """Export, check parity, write the manifest; returns its path. Fails on a parity miss."""
     import numpy as np
     import torch
 
-    from vigil360.export.vlm import _PROCESSOR_FILES, _opset, _quantize_decoder, _signature
+    from vigil360.export.vlm import _PROCESSOR_FILES, _opset, _signature, quantize_decoder
     from vigil360.export.vlm_qwen_graphs import export_decoder, export_vision
     from vigil360.models.manifest import Manifest, describe_file, package_versions, write_manifest
     from vigil360.models.runtime import create_session
@@ -148,20 +149,21 @@ def export_qwen_vlm(model_dir: str | Path, out: str | Path, parity_tokens: int =
     path = write_manifest(out, manifest)
     if problems:
         raise UserError(f"{out}: parity check failed ({'; '.join(problems)}); manifest written for inspection")
-    if int8:
-        path = _quantize_decoder(out, manifest, threads, _agreement_with(expected, request),
-                                 runtime_class=QwenOnnxBackend)
+    if decoder_weights != "fp32":
+        path = quantize_decoder(out, manifest, threads, _agreement_with(expected, request), decoder_weights,
+                                runtime_class=QwenOnnxBackend)
     return path
 
 
-def int8_from_export(model_dir: str | Path, fp32_dir: str | Path, out: str | Path, parity_tokens: int = 12,
-                     threads: int | None = None) -> Path:
-    """An int8-decoder copy of a checked fp32 export without exporting again.
+def quantized_from_export(model_dir: str | Path, fp32_dir: str | Path, out: str | Path,
+                          decoder_weights: DecoderWeights, parity_tokens: int = 12,
+                          threads: int | None = None) -> Path:
+    """A copy of a checked fp32 export with a weight-quantised decoder, without exporting again.
 
     Files are copied, not hard-linked: onnx refuses external data with several links (a guard
     against hard-link attacks).
     """
-    from vigil360.export.vlm import _quantize_decoder
+    from vigil360.export.vlm import quantize_decoder
     from vigil360.models.manifest import load_manifest
     from vigil360.models.vlm.qwen.onnx_qwen import QwenOnnxBackend
     from vigil360.models.vlm.qwen.transformers_qwen import QwenTransformersBackend
@@ -174,7 +176,8 @@ def int8_from_export(model_dir: str | Path, fp32_dir: str | Path, out: str | Pat
     reference = QwenTransformersBackend(model_dir, threads=threads)
     request = parity_request(parity_tokens)
     expected = reference.generate_ids(reference.prepare(request), parity_tokens)
-    return _quantize_decoder(out, manifest, threads, _agreement_with(expected, request), runtime_class=QwenOnnxBackend)
+    return quantize_decoder(out, manifest, threads, _agreement_with(expected, request), decoder_weights,
+                            runtime_class=QwenOnnxBackend)
 
 
 def _agreement_with(expected: list[int], request):

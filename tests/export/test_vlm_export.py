@@ -110,23 +110,29 @@ def test_fp16_export_runs_and_records_its_parity(tiny_dir, tmp_path):
     assert runtime.generate(VlmRequest(images=[image], system="", user="x", max_new_tokens=3)).new_tokens >= 1
 
 
-def test_int8_export_quantises_the_decoder_and_records_agreement(tiny_dir, tmp_path):
+QUANTISED_OPS = {"int8": {"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"}, "int4": {"MatMulNBits"}}
+
+
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+def test_quantised_export_swaps_the_decoder_and_records_agreement(tiny_dir, tmp_path, weights):
     import onnx
 
     from vigil360.export.vlm import export_vlm
     from vigil360.models.vlm.backends.onnx_backend import OnnxBackend
     from vigil360.models.vlm.interfaces import VlmRequest
 
-    out = tmp_path / "int8"
-    export_vlm(tiny_dir, out, int8=True, parity_tokens=6, threads=1)
+    out = tmp_path / weights
+    export_vlm(tiny_dir, out, decoder_weights=weights, parity_tokens=6, threads=1)
     manifest = load_manifest(out, kind="vlm")
     decoder = manifest.file("decoder")
-    assert manifest.precision == "int8" and decoder.path == "decoder_int8.onnx"
+    assert manifest.precision == weights and decoder.path == f"decoder_{weights}.onnx"
     assert not (out / "decoder.onnx").exists()
     assert decoder.metadata["fp32_greedy_tokens_match_generate"] == "true"
     assert decoder.metadata["tokens_agreeing_before_first_difference"].endswith("/6")
     ops = {node.op_type for node in onnx.load(str(out / decoder.path)).graph.node}
-    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"}
+    assert ops & QUANTISED_OPS[weights]
+    if weights == "int4":
+        assert "Gemm" not in ops  # the LM head is quantised too
     import numpy as np
 
     runtime = OnnxBackend(out, providers="cpu")
@@ -134,8 +140,8 @@ def test_int8_export_quantises_the_decoder_and_records_agreement(tiny_dir, tmp_p
                                        max_new_tokens=3)).new_tokens >= 1
 
 
-def test_fp16_and_int8_together_are_refused(tiny_dir, tmp_path):
+def test_fp16_and_quantised_weights_together_are_refused(tiny_dir, tmp_path):
     from vigil360.export.vlm import export_vlm
 
     with pytest.raises(UserError, match="choose one"):
-        export_vlm(tiny_dir, tmp_path / "x", fp16=True, int8=True)
+        export_vlm(tiny_dir, tmp_path / "x", fp16=True, decoder_weights="int8")

@@ -111,23 +111,25 @@ def test_onnx_grounding_reads_the_familys_boxes(exports, family, reply, expected
     assert dataclasses.replace(sent[0], images=[]).images == []
 
 
-def test_int8_decoder_records_its_agreement(exports, tmp_path):
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+def test_quantised_decoder_records_its_agreement(exports, tmp_path, weights):
     import onnx
 
-    from vigil360.export.vlm_qwen import int8_from_export
+    from vigil360.export.vlm_qwen import quantized_from_export
     from vigil360.models.vlm.qwen.onnx_qwen import QwenOnnxBackend
 
     model_dir, fp32 = exports["qwen2_5_vl"]
-    out = tmp_path / "int8"
-    int8_from_export(model_dir, fp32, out, parity_tokens=8, threads=1)
+    out = tmp_path / weights
+    quantized_from_export(model_dir, fp32, out, weights, parity_tokens=8, threads=1)
     manifest = load_manifest(out, kind="vlm")
     decoder = manifest.file("decoder")
-    assert manifest.precision == "int8" and decoder.path == "decoder_int8.onnx"
+    assert manifest.precision == weights and decoder.path == f"decoder_{weights}.onnx"
     assert not (out / "decoder.onnx").exists() and (fp32 / "decoder.onnx").is_file()  # the fp32 export is kept
     assert decoder.metadata["fp32_greedy_tokens_match_generate"] == "true"
     assert decoder.metadata["tokens_agreeing_before_first_difference"].endswith("/8")
     ops = {node.op_type for node in onnx.load(str(out / decoder.path)).graph.node}
-    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"}
+    assert ops & ({"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"} if weights == "int8"
+                  else {"MatMulNBits"})
     runtime = QwenOnnxBackend(out, providers="cpu", threads=1)
     assert runtime.generate(dataclasses.replace(_request(), max_new_tokens=3)).new_tokens >= 1
 

@@ -34,7 +34,16 @@ def test_latency_command_is_wired(tiny_vlm_dir, tiny_onnx_dir, tmp_path):
 
     out = tmp_path / "report.json"
     result = CliRunner().invoke(latency_app, ["vlm", "--model-dir", str(tiny_vlm_dir), "--onnx-dir",
-                                              str(tiny_onnx_dir), "--no-int8", "--tokens", "2", "--threads", "1",
-                                              "--warmup", "0", "--repeats", "1", "--out", str(out)])
+                                              str(tiny_onnx_dir), "--quantized", "none", "--tokens", "2",
+                                              "--threads", "1", "--warmup", "0", "--repeats", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["new_tokens"] == 2
+
+
+def test_unknown_decoder_weights_are_refused_before_any_work():
+    from typer.testing import CliRunner
+
+    from vigil360.bench.latency import latency_app
+
+    result = CliRunner().invoke(latency_app, ["vlm", "--quantized", "int3", "--family", "qwen3_vl"])
+    assert result.exit_code == 2 and "int3" in result.output
