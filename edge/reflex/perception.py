@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 # estimate is noisy, and every switch re-seeds a background model).
 _WALK_START_MPS = 0.35
 _WALK_STOP_MPS = 0.2
+# One pair's speed (unsmoothed) above which a standing wearer has set off: the background model is stale.
+_SET_OFF_MPS = _WALK_STOP_MPS
+# Share of the frame in the background model's foreground beyond which the model, not the world, changed
+# (a person at arm's length covers ~5 %, a car alongside ~6 %).
+_FLOODED_SHARE = 0.2
 # Head pitch and roll from integrated flow drift; a head is level on average over a couple of seconds.
 _LEVEL_TAU_S = 2.0
 _SPEED_TAU_S = 0.5
@@ -184,6 +189,15 @@ class ReflexPerception:
             # The turn is read from the levelled frame too: a roll shifts the horizon band unevenly.
             offset = self.ego.update(gray)
             regions = self.motion.propose(small_level, offset, timestamp_s)
+            foreground = self.motion.last_foreground
+            flooded = (foreground is not None and regions
+                       and cv2.countNonZero(foreground) > _FLOODED_SHARE * foreground.size)
+            if flooded or (step is not None and step.speed_mps > _SET_OFF_MPS):
+                # The wearer has set off, but the smoothed speed has not yet switched to the residual: the
+                # background model learnt where they stood, and every near edge now slides with parallax
+                # (or some other change floods it). Its regions are dropped (it keeps learning), rather
+                # than tracked into false approaches: no entity covers a fifth of the sphere.
+                regions = []
         camera = self.settings.camera
         for region in regions:
             if not levelled:

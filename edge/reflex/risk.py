@@ -81,6 +81,14 @@ def looming_tau(heights_deg: np.ndarray, times: np.ndarray) -> tuple[float | Non
     return (None if growth < _MIN_GROWTH_PER_S else 1.0 / growth), r2
 
 
+def _grows_wider(observations: list[Observation], times: np.ndarray) -> bool:
+    """Whether the box grows in width too: something coming closer grows in every direction, while a
+    strip of facade or roofline uncovered by a stale background model (a wearer looking round, then
+    setting off) lengthens in one only."""
+    width_tau, _ = looming_tau(np.array([obs.box.width for obs in observations]), times)
+    return width_tau is not None
+
+
 def _time_to_zone(position: np.ndarray, velocity: np.ndarray, radius: float) -> float | None:
     """First time t >= 0 with |p + v t| <= radius (0 if already inside), None if never."""
     if np.dot(position, position) <= radius**2:
@@ -231,7 +239,7 @@ def assess(observations: list[Observation], config: ReflexConfig,
             # dangerous whether it is still closing or already level with the wearer.
             scores.append((_ramp_above(own_speed - margin, config.crossing_speed_mps, 2 * config.crossing_speed_mps),
                            "crossing in front" if in_front else "passing close at speed"))
-    elif tau is not None and tau_r2 >= _LOOMING_R2 and tau <= _LOOMING_TAU_S:
+    elif tau is not None and tau_r2 >= _LOOMING_R2 and tau <= _LOOMING_TAU_S and _grows_wider(observations, times):
         # No usable distance (airborne, or contact at the horizon): only a clean, fast looming counts.
         scores.append((_ramp_above(-tau, -_LOOMING_TAU_S, 0.0), "approaching fast"))
 

@@ -152,3 +152,21 @@ def test_a_passer_by_merged_with_a_car_behind_is_placed_by_its_ground_contact() 
     assert assess(merged, ReflexConfig()).reason != "approaching fast"
     by_box = [replace(obs, contact_yaw=None) for obs in merged]
     assert assess(by_box, ReflexConfig()).reason == "approaching fast"
+
+
+def _airborne(heights: np.ndarray, widths: np.ndarray) -> list[Observation]:
+    """Boxes above the horizon with no ground contact (no usable distance): only looming can judge them."""
+    return [Observation(i / FPS, AngleBox(yaw=70.0, pitch=25.0, width=float(w), height=float(h)), 10.0, 40.0,
+                        Distance(float("inf"), float("inf"))) for i, (h, w) in enumerate(zip(heights, widths,
+                                                                                               strict=True))]
+
+
+def test_looming_alone_needs_the_box_to_grow_wider_too() -> None:
+    # A ball closing from 4 m at 3 m/s grows in height and width alike: tau ~ 1 s, flagged.
+    times = np.arange(15) / FPS
+    size = np.degrees(2 * np.arctan(0.15 / (4.0 - 3.0 * times)))
+    ball = assess(_airborne(size, size), ReflexConfig())
+    assert (ball.reason, ball.risk >= 0.5) == ("approaching fast", True)
+    # The same growth in height on a 3-deg strip that keeps its width: an edge being uncovered, not looming.
+    strip = assess(_airborne(size, np.full_like(size, 3.0)), ReflexConfig())
+    assert strip.risk < 0.5
