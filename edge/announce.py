@@ -307,6 +307,9 @@ class SpeechQueue:
       has not heard: the worker reports how far it got (`finished`), and a direction that was cut
       anyway (a carried one) is carried into the next utterance ("Also 2 o'clock person!").
       Pending calmer utterances wait their turn instead of being cleared.
+    - A calmer alert about an entity the wearer has not heard cuts calmer speech the same way
+      (once the direction in progress is over; no earcon over it): a new direction comes before
+      the rest of another entity's description.
     - A newer alert about an entity replaces its pending one; an escalation ("Closer, two
       metres.") becomes the full sentence if the wearer never heard that entity.
     - Stale: an utterance waiting past `stale_after_s` since its frame is dropped unspoken.
@@ -350,6 +353,13 @@ class SpeechQueue:
             if utterance.urgent and current is not None:
                 # Its earcon sounds at once either way; only calmer speech is cut for it.
                 self.interrupting, self.cut_current = utterance, not current.urgent
+                self.interrupt.set()
+            elif (current is not None and not current.urgent and utterance.entity_id != current.entity_id
+                  and utterance.entity_id not in self._heard):
+                # With two threats at once the second direction must not wait ~1 s for the rest
+                # of the first one's sentence (its description). No earcon over the speech: the
+                # new alert's own earcon sounds when it starts.
+                self.cut_current = True
                 self.interrupt.set()
             self._pending.append(utterance)
             accepted = True

@@ -69,3 +69,19 @@ def test_decision_to_earcon_and_direction_onset(synth):
     (alert,) = played
     assert 3.0 < alert.earcon_s < alert.direction_onset_s < alert.heard_at_s["e1"] < alert.end_s
     assert alert.words == 3
+
+
+def test_a_second_threat_does_not_wait_for_the_first_ones_description(synth):
+    # Two threats from different sides (dev seed 7003, pair 1): the first alert's direction is
+    # heard, then its description runs on; the second direction must not wait for it to end.
+    smith = Wordsmith()
+    decisions = [_decision(smith, "first", 1.9, -120.0, 9.0, 2.3),
+                 _decision(smith, "second", 2.8, -150.0, 5.0, 2.6)]
+    played, queue = simulate(decisions, synth, CONFIG)
+    first, second = played
+    assert first.entity_id == "first" and first.cut, "the first one's description gives way to a new direction"
+    assert first.end_s == pytest.approx(max(first.heard_at_s["first"], 2.8 + 0.02)), \
+        "but only once its own direction was heard"
+    assert second.entity_id == "second" and queue.heard("first") and queue.heard("second")
+    assert second.heard_at_s["second"] - 2.8 < 1.2, "the second direction is heard about a second after its decision"
+    assert queue.carried == 0, "a direction that was heard is not repeated"

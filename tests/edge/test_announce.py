@@ -203,6 +203,24 @@ def test_cut_with_nothing_pending_requeues_the_cut_utterance():
     assert queue.get() is speaking
 
 
+@pytest.mark.parametrize(("speaking", "arriving", "heard_before", "cuts"), [
+    (_threat("e1", 60.0, 2.5), _threat("e2", -60.0, 2.8), set(), True),  # a new direction
+    (_threat("e1", 60.0, 2.5), _threat("e2", -60.0, 2.8), {"e2"}, False),  # a repeat waits its turn
+    (_threat("e1", 60.0, 2.5), _threat("e1", 60.0, 2.0), set(), False),  # the same entity's update waits
+    (_threat("e1", 60.0, 0.5, urgent=True, risk=0.9), _threat("e2", -60.0, 2.8), set(), False),  # urgent: never cut
+])
+def test_a_calmer_new_direction_cuts_calmer_speech_without_an_earcon(speaking, arriving, heard_before, cuts):
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    for entity in heard_before:
+        queue.put(_threat(entity, 0.0, 3.0))
+        queue.finished(queue.get(), heard={entity})
+    queue.put(speaking)
+    assert queue.get() is speaking
+    queue.put(arriving)
+    assert queue.interrupt.is_set() == cuts and queue.cut_current == cuts
+    assert queue.interrupting is None, "no urgent earcon over the speech for a calmer alert"
+
+
 def test_urgent_does_not_cut_urgent():
     queue = SpeechQueue(SpeechConfig(), clock=_Clock())
     queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.9))
