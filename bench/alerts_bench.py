@@ -13,8 +13,9 @@ decision (the first alert's frame):
 Plus words per alert and speaking time per minute of video.
 
 Two simultaneous threats: two approach clips with a still wearer, the second's movers pasted
-(by their ground-truth masks) into the first, shifted in time so both come within 1.5 m less
-than half a second apart; both directions must be heard before either is within 1.5 m.
+(by their ground-truth masks, nearer in front) into the first, shifted in time so both come
+within 1.5 m less than half a second apart; both directions must be heard before either is
+within 1.5 m.
 """
 
 from __future__ import annotations
