@@ -299,8 +299,9 @@ class SpeechQueue:
     """Bounded queue of utterances between the loop and the speech worker.
 
     - Order: an entity the wearer has not heard yet comes before any repeat, so every direction
-      is said once before one is said twice; then the nearest time to contact (urgent ones with
-      none count as now), then risk, then the oldest.
+      is said once before one is said twice; then the earliest contact (the frame's time plus its
+      time to contact: a waiting alert's figure counts down; urgent ones with none count as
+      now), then risk, then the oldest.
     - An urgent utterance arriving during speech sets `interrupt`: the worker sounds its earcon
       over the speech at once; calmer speech is then cut once the direction phrase in progress
       is over (urgent speech is not cut). An interruption never discards a direction the wearer
@@ -338,8 +339,10 @@ class SpeechQueue:
         ttc = utterance.time_to_contact_s
         if ttc is None:
             ttc = 0.0 if utterance.urgent else math.inf
-        return (utterance.entity_id in self._heard, ttc, not utterance.urgent, -utterance.risk,
-                utterance.frame_read_at)
+        # When contact is due (frame time + time to contact), not the time to contact as it was:
+        # an alert that has waited a second is a second nearer than its figure says.
+        return (utterance.entity_id in self._heard, utterance.frame_read_at + ttc, not utterance.urgent,
+                -utterance.risk, utterance.frame_read_at)
 
     def put(self, utterance: Utterance) -> bool:
         """Queue it; False when it was dropped at once (queue full of more important speech)."""

@@ -243,6 +243,21 @@ def test_several_threats_nearest_time_to_contact_first():
     assert order == ["near", "mid", "far", "unknown"]
 
 
+def test_time_to_contact_counts_down_while_an_alert_waits():
+    # Seen on a held-out composite (20261205): "10 o'clock" (1.8 s to contact, decided at 3.5 s)
+    # waited behind a newer "7 o'clock" (1.5 s, decided at 4.5 s) whose contact was later, and
+    # went stale unheard.
+    clock = _Clock()
+    queue = SpeechQueue(SpeechConfig(queue_size=8), clock=clock)
+    queue.put(_threat("e1", 0.0, 3.0))
+    speaking = queue.get()
+    queue.put(_threat("early", -60.0, 1.8, read_at=100.0))
+    queue.put(_threat("late", 150.0, 1.5, read_at=101.0))
+    clock.now = 101.0
+    queue.finished(speaking, heard={"e1"})
+    assert queue.get().entity_id == "early", "contact at 101.8 s comes before contact at 102.5 s"
+
+
 def test_each_direction_once_before_any_repeat():
     queue = SpeechQueue(SpeechConfig(queue_size=8), clock=_Clock())
     queue.put(_threat("e1", 60.0, 1.0))
