@@ -85,3 +85,18 @@ def test_a_second_threat_does_not_wait_for_the_first_ones_description(synth):
     assert second.entity_id == "second" and queue.heard("first") and queue.heard("second")
     assert second.heard_at_s["second"] - 2.8 < 1.2, "the second direction is heard about a second after its decision"
     assert queue.carried == 0, "a direction that was heard is not repeated"
+
+
+def test_what_arrives_while_a_direction_finishes_is_queued_before_the_next_pick(synth):
+    # Seen on composite 20261203 pair 1: an urgent repeat of "first" defers the cut of its calmer
+    # sentence to the end of its direction; "second" arrives in between and must be said next
+    # (never heard), not after the repeat.
+    smith = Wordsmith()
+    decisions = [_decision(smith, "first", 2.8, 180.0, 5.0, 2.2),
+                 _decision(smith, "first", 2.97, 180.0, 4.0, 2.0, urgent=True),
+                 _decision(smith, "second", 3.37, 150.0, 4.0, 1.3)]
+    played, queue = simulate(decisions, synth, CONFIG, output_latency_s=0.0)
+    assert played[0].entity_id == "first" and played[0].cut and played[0].end_s > 3.37
+    assert played[1].entity_id == "second", "the unheard direction comes before a repeat"
+    assert played[1].heard_at_s["second"] - 3.37 < 1.5
+    assert queue.heard("first") and queue.heard("second")
