@@ -13,8 +13,9 @@ decision (the first alert's frame):
 Plus words per alert and speaking time per minute of video.
 
 Two simultaneous threats: two approach clips with a still wearer, the second's movers pasted
-(by their ground-truth masks) into the first, shifted in time so both come within 1.5 m less
-than half a second apart; both directions must be heard before either is within 1.5 m.
+(by their ground-truth masks, nearer in front) into the first, shifted in time so both come
+within 1.5 m less than half a second apart; both directions must be heard before either is
+within 1.5 m.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ class ClipHeard:
     approaches: int = 0  # actors within 1.5 m
     approaches_alerted_before: int = 0
     both_heard_before_within: bool | None = None  # composites only
+    # Composites: the two threats' least bearing difference over the 3 s before the first is within
+    # 1.5 m (small: one behind the other, seen as one region; see BENCHMARKS.md, issue 14).
+    bearing_gap_deg: float | None = None
     urgent_earcon_after_s: list[float] = field(default_factory=list)  # every urgent utterance played
     entities_with_repeats: int = 0  # entities alerted more than once
     appearance_stable: int = 0  # of those, the same appearance in every alert
@@ -211,21 +215,41 @@ def _actors(scenario, shift: int = 0, prefix: str = "") -> list[ActorTimeline]:
 
 
 def _composite(spec_a, spec_b, shift: int) -> Iterator[np.ndarray]:
-    """Clip A's frames with clip B's actors pasted in (B's frame j = A's frame j + shift)."""
+    """Clip A's frames with clip B's actors pasted in (B's frame j = A's frame j + shift), nearer
+    in front: where one of A's actors is nearer than B's, A's pixels stay (pasting B on top
+    regardless would show a far walker in front of a cyclist about to hit the wearer)."""
     from vigil360 import masks
     from vigil360.bench.synthetic import ground_truth, iter_frames
 
+    _, scenario_a = ground_truth(spec_a)
     _, scenario_b = ground_truth(spec_b)
     frames_b = list(iter_frames(spec_b))
+
+    def visible(scenario, frame: int) -> list[tuple[float, np.ndarray]]:
+        return [(actor.distance_m[actor.frames.index(frame)], masks.decode(actor.masks[frame]).astype(bool))
+                for actor in scenario.actors if frame in actor.masks]
+
     for index, image in enumerate(iter_frames(spec_a)):
         j = index - shift
         if 0 <= j < len(frames_b):
             image = image.copy()
-            for actor in scenario_b.actors:
-                if j in actor.masks:
-                    inside = masks.decode(actor.masks[j]).astype(bool)
-                    image[inside] = frames_b[j][inside]
+            in_a = visible(scenario_a, index)
+            for distance, inside in visible(scenario_b, j):
+                for nearer, mask_a in in_a:
+                    if nearer < distance:
+                        inside &= ~mask_a
+                image[inside] = frames_b[j][inside]
         yield image
+
+
+def _bearing_gap(threats: list[ActorTimeline], frame: int, span: int) -> float | None:
+    """Least bearing difference (degrees) of two actors over the `span` frames up to `frame`."""
+    if len(threats) != 2:
+        return None
+    a, b = threats
+    gaps = [abs((a.boxes[f].yaw - b.boxes[f].yaw + 180.0) % 360.0 - 180.0)
+            for f in range(frame - span, frame + 1) if f in a.boxes and f in b.boxes]
+    return round(min(gaps), 1) if gaps else None
 
 
 def _count_appearance(clip: ClipHeard, looks: dict[str, list[str]]) -> None:
@@ -263,6 +287,7 @@ def _summary(clips: list[ClipHeard], decisions_total: int) -> dict:
         "speaking_s_per_minute": round(sum(c.speaking_s for c in clips) / minutes, 2) if minutes else None,
         "two_threats_both_heard_before_1_5m": f"{sum(bool(c.both_heard_before_within) for c in composites)}"
                                               f"/{len(composites)}",
+        "two_threats_per_composite": [[c.clip, c.both_heard_before_within, c.bearing_gap_deg] for c in composites],
         "appearance_stable_across_alerts": f"{sum(c.appearance_stable for c in clips)}"
                                            f"/{sum(c.entities_with_repeats for c in clips)} entities alerted twice+",
     }
@@ -335,6 +360,7 @@ def alerts_command(
                      if e.direction_heard_after_s is not None}
             clip.both_heard_before_within = len(threats) == 2 and all(
                 a.actor_id in heard and heard[a.actor_id] < first_within for a in threats)
+            clip.bearing_gap_deg = _bearing_gap(threats, round(first_within * spec_a.fps), round(3 * spec_a.fps))
             _count_appearance(clip, looks)
             clips.append(clip)
     summary = {"machine": machine_name(), "seed": seed, "frame_size": f"{width}x{height}",

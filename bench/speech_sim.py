@@ -93,19 +93,27 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
         natural_end = start + extra + audio.end_s
         protect = start + extra + audio.heard_at_s.get(utterance.entity_id, 0.0)
         cut_at = None
-        while (interrupted := arrive_until(natural_end, stop_on_interrupt=True)) is not None:
+
+        def sound_over(at: float) -> None:
+            """An urgent arrival's earcon over the speech in progress, within one chunk."""
             urgent = queue.interrupting
             if urgent is not None and urgent.yaw is not None and config.earcons and not urgent.earcon_played:
                 began = time.perf_counter()
                 earcon_samples(urgent.yaw, synth.sample_rate, True, config)
                 urgent.earcon_played = True
-                overlay_at[id(urgent)] = (interrupted + CUT_GRANULARITY_S + time.perf_counter() - began
-                                          + output_latency_s)
+                overlay_at[id(urgent)] = at + CUT_GRANULARITY_S + time.perf_counter() - began + output_latency_s
+
+        while (interrupted := arrive_until(natural_end, stop_on_interrupt=True)) is not None:
+            sound_over(interrupted)
             if queue.cut_current:
                 # The worker never cuts inside the direction phrase in progress (edge/speech.py).
                 cut_at = max(interrupted + CUT_GRANULARITY_S, protect)
                 break
             queue.interrupt.clear()  # urgent over urgent: its earcon only, the speech goes on
+        if cut_at is not None:
+            # Alerts that arrive while the direction finishes are in the queue before the next pick.
+            while (arrived := arrive_until(cut_at, stop_on_interrupt=True)) is not None:
+                sound_over(arrived)
         played_s = (cut_at if cut_at is not None else natural_end) - start
         heard = {entity for entity, at in audio.heard_at_s.items() if at + extra <= played_s + 1e-9}
         queue.finished(utterance, heard)

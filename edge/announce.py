@@ -299,14 +299,18 @@ class SpeechQueue:
     """Bounded queue of utterances between the loop and the speech worker.
 
     - Order: an entity the wearer has not heard yet comes before any repeat, so every direction
-      is said once before one is said twice; then the nearest time to contact (urgent ones with
-      none count as now), then risk, then the oldest.
+      is said once before one is said twice; then the earliest contact (the frame's time plus its
+      time to contact: a waiting alert's figure counts down; urgent ones with none count as
+      now), then risk, then the oldest.
     - An urgent utterance arriving during speech sets `interrupt`: the worker sounds its earcon
       over the speech at once; calmer speech is then cut once the direction phrase in progress
       is over (urgent speech is not cut). An interruption never discards a direction the wearer
       has not heard: the worker reports how far it got (`finished`), and a direction that was cut
       anyway (a carried one) is carried into the next utterance ("Also 2 o'clock person!").
       Pending calmer utterances wait their turn instead of being cleared.
+    - A calmer alert about an entity the wearer has not heard cuts calmer speech the same way
+      (once the direction in progress is over; no earcon over it): a new direction comes before
+      the rest of another entity's description.
     - A newer alert about an entity replaces its pending one; an escalation ("Closer, two
       metres.") becomes the full sentence if the wearer never heard that entity.
     - Stale: an utterance waiting past `stale_after_s` since its frame is dropped unspoken.
@@ -335,8 +339,10 @@ class SpeechQueue:
         ttc = utterance.time_to_contact_s
         if ttc is None:
             ttc = 0.0 if utterance.urgent else math.inf
-        return (utterance.entity_id in self._heard, ttc, not utterance.urgent, -utterance.risk,
-                utterance.frame_read_at)
+        # When contact is due (frame time + time to contact), not the time to contact as it was:
+        # an alert that has waited a second is a second nearer than its figure says.
+        return (utterance.entity_id in self._heard, utterance.frame_read_at + ttc, not utterance.urgent,
+                -utterance.risk, utterance.frame_read_at)
 
     def put(self, utterance: Utterance) -> bool:
         """Queue it; False when it was dropped at once (queue full of more important speech)."""
@@ -350,6 +356,13 @@ class SpeechQueue:
             if utterance.urgent and current is not None:
                 # Its earcon sounds at once either way; only calmer speech is cut for it.
                 self.interrupting, self.cut_current = utterance, not current.urgent
+                self.interrupt.set()
+            elif (current is not None and not current.urgent and utterance.entity_id != current.entity_id
+                  and utterance.entity_id not in self._heard):
+                # With two threats at once the second direction must not wait ~1 s for the rest
+                # of the first one's sentence (its description). No earcon over the speech: the
+                # new alert's own earcon sounds when it starts.
+                self.cut_current = True
                 self.interrupt.set()
             self._pending.append(utterance)
             accepted = True

@@ -3,6 +3,7 @@ in simulated time with real espeak-ng audio, and the figures the bench derives f
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from vigil360.bench.alerts_bench import _actors, run_loop, score_clip
@@ -34,3 +35,31 @@ def test_an_approach_is_heard_in_time(tmp_path):
     truth = scenario.actor("perpetrator")
     assert thief.distance_when_heard_m == truth.distance_m[truth.frames.index(round(heard_s * spec.fps))]
     assert all(len(set(phrases)) == 1 for phrases in looks.values()), "one appearance per entity"
+
+
+def test_composite_keeps_the_nearer_actor_in_front(monkeypatch):
+    # Two overlapping actors: A's (2 m) and B's (6 m, then 1 m). B is pasted only where it is nearer.
+    from types import SimpleNamespace
+
+    import vigil360.bench.synthetic as synthetic
+    from vigil360 import masks
+    from vigil360.bench.alerts_bench import _composite
+
+    height, width = 8, 16
+    left, right = np.zeros((height, width), bool), np.zeros((height, width), bool)
+    left[2:6, 2:8], right[2:6, 5:11] = True, True  # overlap: columns 5..7
+
+    def actor(mask, distances):
+        frames = list(range(len(distances)))
+        return SimpleNamespace(frames=frames, distance_m=distances, masks={f: masks.encode(mask) for f in frames})
+
+    scenes = {"a": SimpleNamespace(actors=[actor(left, [2.0, 2.0])]),
+              "b": SimpleNamespace(actors=[actor(right, [6.0, 1.0])])}
+    colours = {"a": 50, "b": 200}
+    monkeypatch.setattr(synthetic, "ground_truth", lambda spec: (None, scenes[spec]))
+    monkeypatch.setattr(synthetic, "iter_frames", lambda spec: (np.full((height, width, 3), colours[spec], np.uint8)
+                                                                for _ in range(2)))
+    far, near = list(_composite("a", "b", 0))
+    assert (far[3, 6] == 50).all(), "B behind A: A's pixels stay where they overlap"
+    assert (far[3, 9] == 200).all(), "B's visible part is pasted"
+    assert (near[3, 6] == 200).all() and (near[3, 9] == 200).all(), "B in front of A: pasted whole"

@@ -69,3 +69,34 @@ def test_decision_to_earcon_and_direction_onset(synth):
     (alert,) = played
     assert 3.0 < alert.earcon_s < alert.direction_onset_s < alert.heard_at_s["e1"] < alert.end_s
     assert alert.words == 3
+
+
+def test_a_second_threat_does_not_wait_for_the_first_ones_description(synth):
+    # Two threats from different sides (dev seed 7003, pair 1): the first alert's direction is
+    # heard, then its description runs on; the second direction must not wait for it to end.
+    smith = Wordsmith()
+    decisions = [_decision(smith, "first", 1.9, -120.0, 9.0, 2.3),
+                 _decision(smith, "second", 2.8, -150.0, 5.0, 2.6)]
+    played, queue = simulate(decisions, synth, CONFIG)
+    first, second = played
+    assert first.entity_id == "first" and first.cut, "the first one's description gives way to a new direction"
+    assert first.end_s == pytest.approx(max(first.heard_at_s["first"], 2.8 + 0.02)), \
+        "but only once its own direction was heard"
+    assert second.entity_id == "second" and queue.heard("first") and queue.heard("second")
+    assert second.heard_at_s["second"] - 2.8 < 1.2, "the second direction is heard about a second after its decision"
+    assert queue.carried == 0, "a direction that was heard is not repeated"
+
+
+def test_what_arrives_while_a_direction_finishes_is_queued_before_the_next_pick(synth):
+    # Seen on composite 20261203 pair 1: an urgent repeat of "first" defers the cut of its calmer
+    # sentence to the end of its direction; "second" arrives in between and must be said next
+    # (never heard), not after the repeat.
+    smith = Wordsmith()
+    decisions = [_decision(smith, "first", 2.8, 180.0, 5.0, 2.2),
+                 _decision(smith, "first", 2.97, 180.0, 4.0, 2.0, urgent=True),
+                 _decision(smith, "second", 3.37, 150.0, 4.0, 1.3)]
+    played, queue = simulate(decisions, synth, CONFIG, output_latency_s=0.0)
+    assert played[0].entity_id == "first" and played[0].cut and played[0].end_s > 3.37
+    assert played[1].entity_id == "second", "the unheard direction comes before a repeat"
+    assert played[1].heard_at_s["second"] - 3.37 < 1.5
+    assert queue.heard("first") and queue.heard("second")

@@ -203,6 +203,24 @@ def test_cut_with_nothing_pending_requeues_the_cut_utterance():
     assert queue.get() is speaking
 
 
+@pytest.mark.parametrize(("speaking", "arriving", "heard_before", "cuts"), [
+    (_threat("e1", 60.0, 2.5), _threat("e2", -60.0, 2.8), set(), True),  # a new direction
+    (_threat("e1", 60.0, 2.5), _threat("e2", -60.0, 2.8), {"e2"}, False),  # a repeat waits its turn
+    (_threat("e1", 60.0, 2.5), _threat("e1", 60.0, 2.0), set(), False),  # the same entity's update waits
+    (_threat("e1", 60.0, 0.5, urgent=True, risk=0.9), _threat("e2", -60.0, 2.8), set(), False),  # urgent: never cut
+])
+def test_a_calmer_new_direction_cuts_calmer_speech_without_an_earcon(speaking, arriving, heard_before, cuts):
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    for entity in heard_before:
+        queue.put(_threat(entity, 0.0, 3.0))
+        queue.finished(queue.get(), heard={entity})
+    queue.put(speaking)
+    assert queue.get() is speaking
+    queue.put(arriving)
+    assert queue.interrupt.is_set() == cuts and queue.cut_current == cuts
+    assert queue.interrupting is None, "no urgent earcon over the speech for a calmer alert"
+
+
 def test_urgent_does_not_cut_urgent():
     queue = SpeechQueue(SpeechConfig(), clock=_Clock())
     queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.9))
@@ -223,6 +241,21 @@ def test_several_threats_nearest_time_to_contact_first():
         order.append(utterance.entity_id)
         queue.finished(utterance, heard={utterance.entity_id})
     assert order == ["near", "mid", "far", "unknown"]
+
+
+def test_time_to_contact_counts_down_while_an_alert_waits():
+    # Seen on a held-out composite (20261205): "10 o'clock" (1.8 s to contact, decided at 3.5 s)
+    # waited behind a newer "7 o'clock" (1.5 s, decided at 4.5 s) whose contact was later, and
+    # went stale unheard.
+    clock = _Clock()
+    queue = SpeechQueue(SpeechConfig(queue_size=8), clock=clock)
+    queue.put(_threat("e1", 0.0, 3.0))
+    speaking = queue.get()
+    queue.put(_threat("early", -60.0, 1.8, read_at=100.0))
+    queue.put(_threat("late", 150.0, 1.5, read_at=101.0))
+    clock.now = 101.0
+    queue.finished(speaking, heard={"e1"})
+    assert queue.get().entity_id == "early", "contact at 101.8 s comes before contact at 102.5 s"
 
 
 def test_each_direction_once_before_any_repeat():
