@@ -304,7 +304,8 @@ class SpeechQueue:
       now), then risk, then the oldest.
     - An urgent utterance arriving during speech sets `interrupt`: the worker sounds its earcon
       over the speech at once; calmer speech is then cut once the direction phrase in progress
-      is over (urgent speech is not cut). An interruption never discards a direction the wearer
+      is over. Urgent speech is cut only when it repeats an entity the wearer has heard and the
+      arrival is about one they have not. An interruption never discards a direction the wearer
       has not heard: the worker reports how far it got (`finished`), and a direction that was cut
       anyway (a carried one) is carried into the next utterance ("Also 2 o'clock person!").
       Pending calmer utterances wait their turn instead of being cleared.
@@ -354,8 +355,13 @@ class SpeechQueue:
             self.replaced += len(same)
             current = self.current
             if utterance.urgent and current is not None:
-                # Its earcon sounds at once either way; only calmer speech is cut for it.
-                self.interrupting, self.cut_current = utterance, not current.urgent
+                # Its earcon sounds at once either way. Calmer speech is cut for it, and so is an
+                # urgent repeat when it brings a direction the wearer has not heard: a second threat
+                # must not wait for the first one's direction to be said again. An urgent direction
+                # the wearer has not heard yet is never cut.
+                repeat = current.entity_id in self._heard
+                new_direction = utterance.entity_id not in self._heard
+                self.interrupting, self.cut_current = utterance, not current.urgent or (repeat and new_direction)
                 self.interrupt.set()
             elif (current is not None and not current.urgent and utterance.entity_id != current.entity_id
                   and utterance.entity_id not in self._heard):

@@ -221,6 +221,26 @@ def test_a_calmer_new_direction_cuts_calmer_speech_without_an_earcon(speaking, a
     assert queue.interrupting is None, "no urgent earcon over the speech for a calmer alert"
 
 
+def test_a_new_urgent_direction_cuts_an_urgent_repeat():
+    """Two threats: the first one's urgent repeat must not hold back the second one's direction
+    (it is cut once the direction in progress is over, as calmer speech is)."""
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.9))
+    queue.finished(queue.get(), heard={"e1"})
+    queue.put(_threat("e1", 60.0, 0.4, urgent=True, risk=0.9))
+    repeat = queue.get()
+    assert repeat.entity_id == "e1" and queue.heard("e1")
+    queue.put(_threat("e1", 60.0, 0.3, urgent=True, risk=0.9))  # e1 again: the repeat is not cut for it
+    assert not queue.cut_current
+    queue.put(_threat("e2", -60.0, 0.6, urgent=True, risk=0.95))
+    assert queue.interrupt.is_set() and queue.interrupting.entity_id == "e2" and queue.cut_current
+    queue.finished(repeat, heard={"e1"})  # the worker cuts only once the repeat's own direction is over
+    nxt = queue.get()
+    assert nxt.entity_id == "e2" and nxt.carried == []
+    queue.finished(nxt, heard={"e2"})
+    assert queue.get().entity_id == "e1", "the first threat's update still follows"
+
+
 def test_urgent_does_not_cut_urgent():
     queue = SpeechQueue(SpeechConfig(), clock=_Clock())
     queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.9))
