@@ -30,6 +30,13 @@ _CONTACT_ROWS = 2
 # How far (px) a region is grown back into the raw foreground after opening: the legs of someone at
 # 8-20 m are 3-7 px long at the 480 px working width.
 _RECONSTRUCT_PX = 8
+# Gap-bridging must not fuse two entities at different ranges that happen to share a bearing (a
+# walker at 4 m and a cyclist at 15 m a few degrees apart: the cyclist would get no track of its
+# own until it is close). Parts of one group stay apart when each stands on the ground as an
+# upright entity of at least `_UPRIGHT_M` and their ranges differ by more than `_RANGE_RATIO`; a
+# hand or bag split off someone near has a low point but not an upright height at the range it implies.
+_RANGE_RATIO = 1.5
+_UPRIGHT_M = 1.0
 
 
 class OnTheGround:
@@ -184,8 +191,10 @@ class MotionProposer:
         fg = foreground > 0
         label_fg = np.where(fg, labels, 0)
         areas = np.bincount(label_fg.ravel(), weights=self.pixel_area_deg2, minlength=count)
+        _, parts = seam_components(foreground)
         # Small pieces are kept until stacking: a torso and its legs may each be small alone.
-        pieces = [label_fg == label for label in range(1, count) if areas[label] > 0]
+        pieces = [piece for label in range(1, count) if areas[label] > 0
+                  for piece in self._apart_by_range(label_fg == label, parts)]
         regions = []
         for mask in stack_vertical(pieces, self.camera_height_m, self.config.max_entity_height_m):
             area = float(self.pixel_area_deg2[mask.ravel()].sum())
@@ -195,6 +204,39 @@ class MotionProposer:
             if region is not None:
                 regions.append(region)
         return regions
+
+    def _apart_by_range(self, group: np.ndarray, parts: np.ndarray) -> list[np.ndarray]:
+        """The group as one piece, or as several when it bridged upright entities at different ranges
+        (each keeps the small bits whose bearing is nearest its own)."""
+        labels = [label for label in np.unique(parts[group]) if label != 0]
+        if len(labels) < 2:
+            return [group]
+        entities = stack_vertical([group & (parts == label) for label in labels], self.camera_height_m,
+                                  self.config.max_entity_height_m)
+        ranges = [self._upright_range(mask) for mask in entities]
+        standing = [i for i, r in enumerate(ranges) if r is not None]
+        if len(standing) < 2 or max(ranges[i] for i in standing) <= _RANGE_RATIO * min(ranges[i] for i in standing):
+            return [group]
+        apart = {i: entities[i].copy() for i in standing}
+        yaws = {i: mask_to_anglebox(entities[i]).yaw for i in standing}
+        for i, mask in enumerate(entities):
+            if i not in apart:
+                yaw = mask_to_anglebox(mask).yaw
+                nearest = min(standing, key=lambda j: abs(float(yaw_difference(yaw, yaws[j]))))
+                apart[nearest] |= mask
+        return list(apart.values())
+
+    def _upright_range(self, mask: np.ndarray) -> float | None:
+        """Range (m) of a mask that stands on the ground and is as tall as an upright entity there; None if not."""
+        if float(self.pixel_area_deg2[mask.ravel()].sum()) < self.config.min_area_deg2:
+            return None
+        rows = np.flatnonzero(mask.any(axis=1))
+        _, (top, bottom) = pixel_to_angles(0.0, np.array([rows[0] - 0.5, rows[-1] + 0.5]), self.width, self.height)
+        if bottom >= -0.5:
+            return None
+        distance = self.camera_height_m / np.tan(np.radians(-bottom))
+        height = self.camera_height_m + distance * np.tan(np.radians(top))
+        return float(distance) if height >= _UPRIGHT_M else None
 
     def _clean(self, raw: np.ndarray) -> np.ndarray:
         """Opening by (bounded) reconstruction: a 3x3 opening removes speckle and the one-pixel edge
