@@ -53,6 +53,17 @@ def quantized_schemes(values: list[str]) -> list[str]:
     return schemes
 
 
+def bench_request(images: int, size: int, tokens: int):
+    """The timed request: `images` fixed random square views of `size` px and a caption prompt."""
+    from vigil360.models.vlm.interfaces import VlmRequest
+    from vigil360.models.vlm.prompts import caption_request
+
+    rng = np.random.default_rng(0)
+    shots = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
+    base = caption_request("A person snatches a phone from a pedestrian and runs towards the crossing.")
+    return VlmRequest(images=shots, system=base.system, user=base.user, max_new_tokens=tokens)
+
+
 def measure(model_dir: Path, onnx_dirs: dict[str, Path], images: int, tokens: int, threads: int, warmup: int,
             repeats: int) -> dict:
     """Figures for transformers and for each named ONNX export folder (e.g. fp32 and int8)."""
@@ -61,17 +72,12 @@ def measure(model_dir: Path, onnx_dirs: dict[str, Path], images: int, tokens: in
     from vigil360.models.vlm.backends.common import DecodeClock
     from vigil360.models.vlm.backends.onnx_backend import OnnxBackend
     from vigil360.models.vlm.backends.transformers_backend import ClockStreamer, TransformersBackend
-    from vigil360.models.vlm.interfaces import VlmRequest
-    from vigil360.models.vlm.prompts import caption_request
 
     torch.set_num_threads(threads)
     reference = TransformersBackend(model_dir, threads=threads)
     runtimes = {name: OnnxBackend(folder, providers="cpu", threads=threads) for name, folder in onnx_dirs.items()}
     size = reference.model.config.vision_config.image_size
-    rng = np.random.default_rng(0)
-    shots = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(images)]
-    base = caption_request("A person snatches a phone from a pedestrian and runs towards the crossing.")
-    request = VlmRequest(images=shots, system=base.system, user=base.user, max_new_tokens=tokens)
+    request = bench_request(images, size, tokens)
     torch_inputs = reference.prepare(request)
 
     def torch_vision():

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from vigil360.bench.latency import machine_name, peak_rss_mb, time_it
+from vigil360.bench.latency_vlm import bench_request
 
 
 def ensure_qwen(model_dir: Path | None, architecture: str, work_dir: Path, threads: int,
@@ -54,18 +55,13 @@ def measure_qwen(model_dir: Path, onnx_dirs: dict[str, Path], images: int, image
 
     from vigil360.models.vlm.backends.common import DecodeClock
     from vigil360.models.vlm.backends.transformers_backend import ClockStreamer
-    from vigil360.models.vlm.interfaces import VlmRequest
-    from vigil360.models.vlm.prompts import caption_request
     from vigil360.models.vlm.qwen.onnx_qwen import QwenOnnxBackend
     from vigil360.models.vlm.qwen.transformers_qwen import QwenTransformersBackend
 
     torch.set_num_threads(threads)
     reference = QwenTransformersBackend(model_dir, threads=threads)
     runtimes = {name: QwenOnnxBackend(folder, providers="cpu", threads=threads) for name, folder in onnx_dirs.items()}
-    rng = np.random.default_rng(0)
-    shots = [rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8) for _ in range(images)]
-    base = caption_request("A person snatches a phone from a pedestrian and runs towards the crossing.")
-    request = VlmRequest(images=shots, system=base.system, user=base.user, max_new_tokens=tokens)
+    request = bench_request(images, image_size, tokens)
     torch_inputs = reference.prepare(request)
 
     def torch_vision():
