@@ -157,6 +157,27 @@ def range_jumps(observations: list[Observation], config: ReflexConfig, row_deg: 
     return False
 
 
+def lost_contacts(observations: list[Observation], config: ReflexConfig, row_deg: float) -> np.ndarray:
+    """Per sample, whether its ground contact was lost: it reads farther than some nearer sample of the
+    window allows (that one's range plus `max_speed_mps` times the time between them plus two pixel
+    rows of contact at the nearer range). A region only ever loses its bottom to the background (a
+    wheel seen head-on is a pixel wide; legs far away fade), and then its contact is a foot, a pedal or
+    a hip: metres too far, on and off. The nearer readings are the entity's; a fit through the far ones
+    has no approach in it (a cyclist riding from 18 m to 8 m read 20 m throughout)."""
+    metres = np.array([obs.distance.metres for obs in observations], dtype=np.float64)
+    times = np.array([obs.time_s for obs in observations], dtype=np.float64)
+    finite = np.isfinite(metres)
+    lost = np.zeros(metres.size, dtype=bool)
+    if finite.sum() < 2:
+        return lost
+    depression = np.radians(np.maximum(-np.array([obs.contact_pitch for obs in observations]), 0.5))
+    row_m = np.where(finite, metres / (np.sin(depression) * np.cos(depression)) * np.radians(row_deg), np.inf)
+    allowed = (metres[None, :] + config.max_speed_mps * np.abs(times[:, None] - times[None, :])
+               + 2.0 * row_m[None, :])  # [i, j]: the farthest sample i may read, given sample j
+    lost[finite] = np.any(metres[finite, None] > allowed[np.ix_(finite, finite)], axis=1)
+    return lost
+
+
 def assess(observations: list[Observation], config: ReflexConfig,
            farthest_m: float | None = None, row_deg: float | None = None) -> RiskAssessment:
     """Risk of one track from its recent observations. `farthest_m` is the farthest the track was ever
@@ -176,9 +197,13 @@ def assess(observations: list[Observation], config: ReflexConfig,
     if len(observations) < MIN_SAMPLES or times[-1] - times[0] < config.min_fit_s * (1 - 1e-6):
         return RiskAssessment(0.0, "", tau, None, None, None)
 
-    jumps = range_jumps(observations, config, 360.0 / config.work_width if row_deg is None else row_deg)
+    row_deg = 360.0 / config.work_width if row_deg is None else row_deg
+    jumps = range_jumps(observations, config, row_deg)
+    # The latest sample must have a usable range; the fit then leaves out every lost contact.
+    latest_usable = usable[-1]
+    usable = [ok and not lost for ok, lost in zip(usable, lost_contacts(observations, config, row_deg), strict=True)]
     usable_times = times[np.array(usable)]
-    if (usable[-1] and usable_times.size >= MIN_SAMPLES - 1
+    if (latest_usable and usable_times.size >= MIN_SAMPLES - 1
             and usable_times[-1] - usable_times[0] >= 0.5 * config.min_fit_s * (1 - 1e-6)):
         t = times[usable]
         # World bearings (the wearer's own turn removed): turning in place must not look like motion.
@@ -200,7 +225,7 @@ def assess(observations: list[Observation], config: ReflexConfig,
                         np.median(pairwise_slopes(zs + wearer[:, 1], t))])
         own_speed = float(np.linalg.norm(own))
         # Fitted position now: the median of the samples carried forward along the fitted velocity.
-        ahead = t[-1] - t
+        ahead = times[-1] - t  # to now, even when the latest sample's contact was lost
         position = np.array([np.median(xs + velocity[0] * ahead), np.median(zs + velocity[1] * ahead)])
         range_now = float(np.linalg.norm(position))
         closing = -float(np.dot(position, velocity)) / max(range_now, 1e-6)

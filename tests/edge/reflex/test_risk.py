@@ -170,3 +170,39 @@ def test_looming_alone_needs_the_box_to_grow_wider_too() -> None:
     # The same growth in height on a 3-deg strip that keeps its width: an edge being uncovered, not looming.
     strip = assess(_airborne(size, np.full_like(size, 3.0)), ReflexConfig())
     assert strip.risk < 0.5
+
+
+def _feet_up(observations: list[Observation], lost: np.ndarray, lift_m: float) -> list[Observation]:
+    """The same entity, its ground contact lost on the `lost` samples: the region's bottom is then
+    `lift_m` above the ground (a pedal or a foot), so its range reads too far."""
+    out = []
+    for obs, gone in zip(observations, lost, strict=True):
+        if gone:
+            true_m = obs.distance.metres
+            contact = float(np.degrees(np.arctan2(-(CAMERA_M - lift_m), true_m)))
+            far = CAMERA_M / np.tan(np.radians(-contact))
+            obs = replace(obs, contact_pitch=contact, distance=Distance(far, 0.05 * far))
+        out.append(obs)
+    return out
+
+
+def test_a_head_on_cyclist_whose_wheel_comes_and_goes_is_approaching() -> None:
+    # Riding straight at the wearer from 11 m at 5 m/s; the wheel (a pixel wide head-on) is lost for
+    # runs of frames, and the contact is then the pedal 0.55 m up: ~2.2x too far, on and off.
+    xs, zs = line((0.4, 11.0), (0.0, -5.0))
+    frames = np.arange(xs.size)
+    lost = (frames % 9) >= 3  # found 3 frames, lost 6, as the region's bottom flickers
+    observations = _feet_up(history(xs, zs), lost, 0.55)
+    risk = assess(observations, ReflexConfig(), row_deg=0.75)
+    assert (risk.reason, risk.risk >= 0.5) == ("approaching fast", True)
+    assert risk.closing_mps == pytest.approx(5.0, rel=0.3)
+
+
+def test_a_lost_contact_does_not_hide_a_standing_person_or_invent_an_approach() -> None:
+    # Standing 8 m ahead with feet that fade out now and then: no motion either way.
+    xs, zs = line((1.0, 8.0), (0.0, 0.0))
+    lost = (np.arange(xs.size) % 5) == 0
+    assert assess(_feet_up(history(xs, zs), lost, 0.4), ReflexConfig(), row_deg=0.75).risk < 0.5
+    # Walking away at 1.4 m/s is not an approach, whichever samples lose their feet.
+    xs, zs = line((0.5, 3.0), (0.0, 1.4))
+    assert assess(_feet_up(history(xs, zs), ~lost, 0.4), ReflexConfig(), row_deg=0.75).risk < 0.5
