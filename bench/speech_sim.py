@@ -12,7 +12,8 @@ Timing model of one utterance taken from the queue at time `now`:
   by the difference;
 - an urgent utterance arriving during speech sounds its earcon over it within one 20 ms chunk
   (the worker's write granularity) plus the earcon's compute time; calmer speech is then cut
-  once its direction phrase is over (urgent speech is not); the queue learns which directions
+  once its direction phrase is over (urgent speech is not), or at once when it repeats a
+  direction the wearer has heard for one they have not; the queue learns which directions
   were heard.
 Compute times are measured here (label them "loaded machine"); the output latency of a real
 device is a parameter, not a measurement.
@@ -106,8 +107,10 @@ def simulate(decisions: list[Decision], synth: Synthesizer, config: SpeechConfig
         while (interrupted := arrive_until(natural_end, stop_on_interrupt=True)) is not None:
             sound_over(interrupted)
             if queue.cut_current:
-                # The worker never cuts inside the direction phrase in progress (edge/speech.py).
-                cut_at = max(interrupted + CUT_GRANULARITY_S, protect)
+                # The worker never cuts inside the direction phrase in progress (edge/speech.py),
+                # unless that direction is a repeat the wearer has heard.
+                cut_at = interrupted + CUT_GRANULARITY_S if queue.cut_at_once else max(
+                    interrupted + CUT_GRANULARITY_S, protect)
                 break
             queue.interrupt.clear()  # urgent over urgent: its earcon only, the speech goes on
         if cut_at is not None:

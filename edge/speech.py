@@ -373,14 +373,15 @@ class Speaker:
             audio = render_alert(utterance, self.synth, self.config, on_earcon=write)
             self._done(utterance, None)
             # An urgent alert's earcon sounds at once over calmer speech; the speech is cut once
-            # its direction phrase is over (a direction lasts at most ~0.8 s), never inside it.
+            # its direction phrase is over (a direction lasts at most ~0.8 s), never inside it,
+            # unless it repeats a direction the wearer has heard (`cut_at_once`).
             protect_until = started + audio.heard_at_s.get(utterance.entity_id, 0.0)
 
             def may_cut() -> bool:
                 if not self.queue.interrupt.is_set():
                     return False
                 self._overlay_earcon(self.queue.interrupting)
-                return self.queue.cut_current and time.perf_counter() >= protect_until
+                return self.queue.cut_current and (self.queue.cut_at_once or time.perf_counter() >= protect_until)
 
             # Small writes: the pipe blocks while the player is ahead, so an interruption is seen
             # within one chunk (~20 ms of audio), not after the whole sentence was buffered.

@@ -100,3 +100,20 @@ def test_what_arrives_while_a_direction_finishes_is_queued_before_the_next_pick(
     assert played[1].entity_id == "second", "the unheard direction comes before a repeat"
     assert played[1].heard_at_s["second"] - 3.37 < 1.5
     assert queue.heard("first") and queue.heard("second")
+
+
+def test_a_second_threat_cuts_the_first_ones_repeat_at_once(synth):
+    # Composite 20261207 pair 2: "4 o'clock" was heard, its urgent repeat starts, and 0.1 s later
+    # a second threat at 9 o'clock is decided. Its direction must not wait for "4 o'clock" again.
+    smith = Wordsmith()
+    decisions = [_decision(smith, "first", 2.17, 127.0, 6.5, 2.0),
+                 _decision(smith, "first", 4.63, 130.0, 2.8, 0.8, urgent=True),
+                 _decision(smith, "second", 4.73, -98.0, 5.5, 0.7, urgent=True)]
+    played, queue = simulate(decisions, synth, CONFIG, output_latency_s=0.0)
+    assert [p.entity_id for p in played[:3]] == ["first", "first", "second"]
+    repeat, second = played[1], played[2]
+    assert repeat.cut and repeat.end_s == pytest.approx(4.73 + 0.02), "cut within one chunk of the decision"
+    assert second.direction_onset_s - 4.73 < 0.4
+    assert queue.heard("second")
+    assert second.heard_at_s["first"] > second.heard_at_s["second"], \
+        "the cut repeat's direction goes on after the new one ('Also 4 o'clock person!')"

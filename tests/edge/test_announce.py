@@ -223,7 +223,7 @@ def test_a_calmer_new_direction_cuts_calmer_speech_without_an_earcon(speaking, a
 
 def test_a_new_urgent_direction_cuts_an_urgent_repeat():
     """Two threats: the first one's urgent repeat must not hold back the second one's direction
-    (it is cut once the direction in progress is over, as calmer speech is)."""
+    (it is cut at once: its direction is one the wearer has heard)."""
     queue = SpeechQueue(SpeechConfig(), clock=_Clock())
     queue.put(_threat("e1", 60.0, 0.5, urgent=True, risk=0.9))
     queue.finished(queue.get(), heard={"e1"})
@@ -234,11 +234,32 @@ def test_a_new_urgent_direction_cuts_an_urgent_repeat():
     assert not queue.cut_current
     queue.put(_threat("e2", -60.0, 0.6, urgent=True, risk=0.95))
     assert queue.interrupt.is_set() and queue.interrupting.entity_id == "e2" and queue.cut_current
-    queue.finished(repeat, heard={"e1"})  # the worker cuts only once the repeat's own direction is over
+    assert queue.cut_at_once, "a direction the wearer has heard is not protected from the cut"
+    queue.finished(repeat, heard={"e1"})
     nxt = queue.get()
     assert nxt.entity_id == "e2" and nxt.carried == []
     queue.finished(nxt, heard={"e2"})
     assert queue.get().entity_id == "e1", "the first threat's update still follows"
+
+
+@pytest.mark.parametrize(("heard_first", "urgent", "at_once"), [
+    (True, True, True),  # an urgent repeat of a heard direction: cut at once
+    (True, False, True),  # a calmer repeat: the same
+    (False, True, False),  # calmer speech saying a direction for the first time: only once it is over
+    (False, False, False),
+])
+def test_only_a_repeated_direction_is_cut_inside_its_direction(heard_first, urgent, at_once):
+    queue = SpeechQueue(SpeechConfig(), clock=_Clock())
+    if heard_first:
+        queue.put(_threat("e1", 60.0, 2.5))
+        queue.finished(queue.get(), heard={"e1"})
+    queue.put(_threat("e1", 60.0, 0.4, urgent=heard_first and urgent, risk=0.9 if heard_first and urgent else 0.7))
+    queue.get()
+    queue.put(_threat("e2", -60.0, 0.5, urgent=urgent, risk=0.95 if urgent else 0.7))
+    assert queue.cut_current
+    assert queue.cut_at_once == at_once
+    queue.get()
+    assert not queue.cut_at_once, "the next utterance starts with no cut pending"
 
 
 def test_urgent_does_not_cut_urgent():
