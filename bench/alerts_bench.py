@@ -34,6 +34,7 @@ from vigil360.bench.speech_sim import Decision, Played, simulate
 
 APPROACH_RADIUS_M = 1.5
 APPROACH_KINDS = ("stealing", "collide", "traffic", "lookalikes")
+VISIBLE_LEAD_S = 1.5
 
 
 @dataclass
@@ -89,6 +90,9 @@ class ClipHeard:
     # Composites: the two threats' least bearing difference over the 3 s before the first is within
     # 1.5 m (small: one behind the other, seen as one region; see BENCHMARKS.md, issue 14).
     bearing_gap_deg: float | None = None
+    # Composites: seconds before the first threat is within 1.5 m since when both have been at least
+    # half visible (a far one behind a near one is hidden by it; 0: not both visible by then).
+    visible_lead_s: float | None = None
     urgent_earcon_after_s: list[float] = field(default_factory=list)  # every urgent utterance played
     entities_with_repeats: int = 0  # entities alerted more than once
     appearance_stable: int = 0  # of those, the same appearance in every alert
@@ -214,32 +218,55 @@ def _actors(scenario, shift: int = 0, prefix: str = "") -> list[ActorTimeline]:
                           {f + shift: box for f, box in a.boxes.items()}) for a in scenario.actors]
 
 
-def _composite(spec_a, spec_b, shift: int) -> Iterator[np.ndarray]:
+def _composite(spec_a, spec_b, shift: int, seen: dict[tuple[str, int], float] | None = None) -> Iterator[np.ndarray]:
     """Clip A's frames with clip B's actors pasted in (B's frame j = A's frame j + shift), nearer
     in front: where one of A's actors is nearer than B's, A's pixels stay (pasting B on top
-    regardless would show a far walker in front of a cyclist about to hit the wearer)."""
+    regardless would show a far walker in front of a cyclist about to hit the wearer).
+    `seen` gets, per ("a:"/"b:" actor id, frame), the share of the actor's pixels left visible."""
     from vigil360 import masks
     from vigil360.bench.synthetic import ground_truth, iter_frames
 
     _, scenario_a = ground_truth(spec_a)
     _, scenario_b = ground_truth(spec_b)
     frames_b = list(iter_frames(spec_b))
+    seen = {} if seen is None else seen
 
-    def visible(scenario, frame: int) -> list[tuple[float, np.ndarray]]:
-        return [(actor.distance_m[actor.frames.index(frame)], masks.decode(actor.masks[frame]).astype(bool))
-                for actor in scenario.actors if frame in actor.masks]
+    def present(scenario, frame: int) -> list[tuple[str, float, np.ndarray]]:
+        return [(actor.actor_id, actor.distance_m[actor.frames.index(frame)],
+                 masks.decode(actor.masks[frame]).astype(bool)) for actor in scenario.actors if frame in actor.masks]
+
+    def share(part: np.ndarray, whole: np.ndarray) -> float:
+        return float(part.sum()) / max(1, int(whole.sum()))
 
     for index, image in enumerate(iter_frames(spec_a)):
         j = index - shift
-        if 0 <= j < len(frames_b):
+        in_a = present(scenario_a, index)
+        in_b = present(scenario_b, j) if 0 <= j < len(frames_b) else []
+        for actor_id, distance, mask_a in in_a:
+            hidden = np.zeros_like(mask_a)
+            for _, nearer, mask_b in in_b:
+                if nearer <= distance:
+                    hidden |= mask_b
+            seen[("a:" + actor_id, index)] = share(mask_a & ~hidden, mask_a)
+        if in_b:
             image = image.copy()
-            in_a = visible(scenario_a, index)
-            for distance, inside in visible(scenario_b, j):
-                for nearer, mask_a in in_a:
+            for actor_id, distance, mask_b in in_b:
+                inside = mask_b.copy()
+                for _, nearer, mask_a in in_a:
                     if nearer < distance:
                         inside &= ~mask_a
+                seen[("b:" + actor_id, index)] = share(inside, mask_b)
                 image[inside] = frames_b[j][inside]
         yield image
+
+
+def _visible_lead(threats: list[ActorTimeline], seen: dict[tuple[str, int], float], frame: int, fps: float) -> float:
+    """Seconds before `frame` since when every threat has been at least half visible (0: not by then)."""
+    since = 0
+    for f in range(frame + 1):
+        if not all(seen.get((a.actor_id, f), 0.0) >= 0.5 for a in threats):
+            since = f + 1
+    return round(max(0, frame - since) / fps, 2)
 
 
 def _bearing_gap(threats: list[ActorTimeline], frame: int, span: int) -> float | None:
@@ -287,7 +314,14 @@ def _summary(clips: list[ClipHeard], decisions_total: int) -> dict:
         "speaking_s_per_minute": round(sum(c.speaking_s for c in clips) / minutes, 2) if minutes else None,
         "two_threats_both_heard_before_1_5m": f"{sum(bool(c.both_heard_before_within) for c in composites)}"
                                               f"/{len(composites)}",
-        "two_threats_per_composite": [[c.clip, c.both_heard_before_within, c.bearing_gap_deg] for c in composites],
+        # Where both threats were at least half visible 1.5 s before the first was within 1.5 m: less is too
+        # little for any alert (a motion fit, a confirmation and a spoken direction take ~1.3 s). A
+        # reading aid, not a replacement for the strict figure above.
+        "two_threats_both_heard_where_both_visible_1_5s_before": (
+            f"{sum(bool(c.both_heard_before_within) for c in composites if c.visible_lead_s >= VISIBLE_LEAD_S)}"
+            f"/{sum(c.visible_lead_s >= VISIBLE_LEAD_S for c in composites)}"),
+        "two_threats_per_composite": [[c.clip, c.both_heard_before_within, c.bearing_gap_deg, c.visible_lead_s]
+                                      for c in composites],
         "appearance_stable_across_alerts": f"{sum(c.appearance_stable for c in clips)}"
                                            f"/{sum(c.entities_with_repeats for c in clips)} entities alerted twice+",
     }
@@ -348,7 +382,8 @@ def alerts_command(
             # B comes within 1.5 m up to 0.4 s after A: both threats at once, B never first by much.
             shift = within_a - within_b + int(rng.integers(0, int(0.4 * spec_a.fps) + 1))
             video_id = f"synth-pair-{spec_a.seed}-{spec_b.seed}"
-            decisions, record, looks = run_loop(_composite(spec_a, spec_b, shift), spec_a.fps, width, height,
+            seen: dict[tuple[str, int], float] = {}
+            decisions, record, looks = run_loop(_composite(spec_a, spec_b, shift, seen), spec_a.fps, width, height,
                                                 video_id, settings, work, synth)
             played, _ = simulate(decisions, synth, settings.speech, output_latency_s=latency)
             decisions_total += len(decisions)
@@ -361,6 +396,7 @@ def alerts_command(
             clip.both_heard_before_within = len(threats) == 2 and all(
                 a.actor_id in heard and heard[a.actor_id] < first_within for a in threats)
             clip.bearing_gap_deg = _bearing_gap(threats, round(first_within * spec_a.fps), round(3 * spec_a.fps))
+            clip.visible_lead_s = _visible_lead(threats, seen, round(first_within * spec_a.fps), spec_a.fps)
             _count_appearance(clip, looks)
             clips.append(clip)
     summary = {"machine": machine_name(), "seed": seed, "frame_size": f"{width}x{height}",

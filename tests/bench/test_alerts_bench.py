@@ -51,7 +51,8 @@ def test_composite_keeps_the_nearer_actor_in_front(monkeypatch):
 
     def actor(mask, distances):
         frames = list(range(len(distances)))
-        return SimpleNamespace(frames=frames, distance_m=distances, masks={f: masks.encode(mask) for f in frames})
+        return SimpleNamespace(actor_id="perpetrator", frames=frames, distance_m=distances,
+                               masks={f: masks.encode(mask) for f in frames})
 
     scenes = {"a": SimpleNamespace(actors=[actor(left, [2.0, 2.0])]),
               "b": SimpleNamespace(actors=[actor(right, [6.0, 1.0])])}
@@ -59,7 +60,27 @@ def test_composite_keeps_the_nearer_actor_in_front(monkeypatch):
     monkeypatch.setattr(synthetic, "ground_truth", lambda spec: (None, scenes[spec]))
     monkeypatch.setattr(synthetic, "iter_frames", lambda spec: (np.full((height, width, 3), colours[spec], np.uint8)
                                                                 for _ in range(2)))
-    far, near = list(_composite("a", "b", 0))
+    seen: dict = {}
+    far, near = list(_composite("a", "b", 0, seen))
     assert (far[3, 6] == 50).all(), "B behind A: A's pixels stay where they overlap"
     assert (far[3, 9] == 200).all(), "B's visible part is pasted"
     assert (near[3, 6] == 200).all() and (near[3, 9] == 200).all(), "B in front of A: pasted whole"
+    # Half of each mask lies in the overlap: whichever is behind is half hidden.
+    assert seen == {("a:perpetrator", 0): 1.0, ("b:perpetrator", 0): 0.5,
+                    ("a:perpetrator", 1): 0.5, ("b:perpetrator", 1): 1.0}
+
+
+@pytest.mark.parametrize(("shares_b", "lead_s"), [
+    ([1.0, 1.0, 1.0, 1.0], 0.3),  # visible throughout: frames 0..3 before frame 3
+    ([0.0, 0.4, 0.6, 1.0], 0.1),  # hidden behind the other until frame 2
+    ([0.6, 0.2, 0.6, 0.6], 0.1),  # hidden again at frame 1: counted from frame 2
+    ([0.6, 0.6, 0.6, 0.3], 0.0),  # hidden when the first is within 1.5 m
+])
+def test_visible_lead_counts_from_when_both_threats_are_half_visible(shares_b, lead_s):
+    from types import SimpleNamespace
+
+    from vigil360.bench.alerts_bench import _visible_lead
+
+    threats = [SimpleNamespace(actor_id="a:p"), SimpleNamespace(actor_id="b:p")]
+    seen = {("a:p", f): 1.0 for f in range(4)} | {("b:p", f): share for f, share in enumerate(shares_b)}
+    assert _visible_lead(threats, seen, 3, 10.0) == lead_s
