@@ -34,7 +34,9 @@ from vigil360.bench.speech_sim import Decision, Played, simulate
 
 APPROACH_RADIUS_M = 1.5
 APPROACH_KINDS = ("stealing", "collide", "traffic", "lookalikes")
-VISIBLE_LEAD_S = 1.5
+# From 2.5 s to 1.0 s before the first threat is within 1.5 m: an alert decided later is not heard in
+# time (the direction takes ~0.8 s to be heard), one decided earlier is from a motion fit begun earlier.
+VISIBLE_WINDOW_S = (2.5, 1.0)
 
 
 @dataclass
@@ -90,9 +92,10 @@ class ClipHeard:
     # Composites: the two threats' least bearing difference over the 3 s before the first is within
     # 1.5 m (small: one behind the other, seen as one region; see BENCHMARKS.md, issue 14).
     bearing_gap_deg: float | None = None
-    # Composites: seconds before the first threat is within 1.5 m since when both have been at least
-    # half visible (a far one behind a near one is hidden by it; 0: not both visible by then).
-    visible_lead_s: float | None = None
+    # Composites: the share of the less visible threat's pixels left visible (a far one behind a near
+    # one is hidden by it), median over the frames from 2.5 s to 1.0 s before the first is within 1.5 m:
+    # when an alert must be decided to be heard in time.
+    visible_share: float | None = None
     urgent_earcon_after_s: list[float] = field(default_factory=list)  # every urgent utterance played
     entities_with_repeats: int = 0  # entities alerted more than once
     appearance_stable: int = 0  # of those, the same appearance in every alert
@@ -260,13 +263,13 @@ def _composite(spec_a, spec_b, shift: int, seen: dict[tuple[str, int], float] | 
         yield image
 
 
-def _visible_lead(threats: list[ActorTimeline], seen: dict[tuple[str, int], float], frame: int, fps: float) -> float:
-    """Seconds before `frame` since when every threat has been at least half visible (0: not by then)."""
-    since = 0
-    for f in range(frame + 1):
-        if not all(seen.get((a.actor_id, f), 0.0) >= 0.5 for a in threats):
-            since = f + 1
-    return round(max(0, frame - since) / fps, 2)
+def _visible_share(threats: list[ActorTimeline], seen: dict[tuple[str, int], float], frame: int,
+                   fps: float) -> float:
+    """The less visible threat's visible share, median over the frames from `VISIBLE_WINDOW_S` before
+    `frame` (the first threat within 1.5 m), frame by frame the least of the two."""
+    start, end = (frame - round(seconds * fps) for seconds in VISIBLE_WINDOW_S)
+    least = [min(seen.get((a.actor_id, f), 0.0) for a in threats) for f in range(max(0, start), max(0, end) + 1)]
+    return round(float(np.median(least)), 2) if least else 0.0
 
 
 def _bearing_gap(threats: list[ActorTimeline], frame: int, span: int) -> float | None:
@@ -314,13 +317,13 @@ def _summary(clips: list[ClipHeard], decisions_total: int) -> dict:
         "speaking_s_per_minute": round(sum(c.speaking_s for c in clips) / minutes, 2) if minutes else None,
         "two_threats_both_heard_before_1_5m": f"{sum(bool(c.both_heard_before_within) for c in composites)}"
                                               f"/{len(composites)}",
-        # Where both threats were at least half visible 1.5 s before the first was within 1.5 m: less is too
-        # little for any alert (a motion fit, a confirmation and a spoken direction take ~1.3 s). A
-        # reading aid, not a replacement for the strict figure above.
-        "two_threats_both_heard_where_both_visible_1_5s_before": (
-            f"{sum(bool(c.both_heard_before_within) for c in composites if c.visible_lead_s >= VISIBLE_LEAD_S)}"
-            f"/{sum(c.visible_lead_s >= VISIBLE_LEAD_S for c in composites)}"),
-        "two_threats_per_composite": [[c.clip, c.both_heard_before_within, c.bearing_gap_deg, c.visible_lead_s]
+        # Only the composites whose threats were both at least half visible while an alert had to be
+        # decided (a threat hidden behind the other cannot have an alert of its own). A reading aid beside
+        # the strict figure above, which stays the acceptance figure.
+        "two_threats_both_heard_where_both_visible": (
+            f"{sum(bool(c.both_heard_before_within) for c in composites if c.visible_share >= 0.5)}"
+            f"/{sum(c.visible_share >= 0.5 for c in composites)}"),
+        "two_threats_per_composite": [[c.clip, c.both_heard_before_within, c.bearing_gap_deg, c.visible_share]
                                       for c in composites],
         "appearance_stable_across_alerts": f"{sum(c.appearance_stable for c in clips)}"
                                            f"/{sum(c.entities_with_repeats for c in clips)} entities alerted twice+",
@@ -396,7 +399,7 @@ def alerts_command(
             clip.both_heard_before_within = len(threats) == 2 and all(
                 a.actor_id in heard and heard[a.actor_id] < first_within for a in threats)
             clip.bearing_gap_deg = _bearing_gap(threats, round(first_within * spec_a.fps), round(3 * spec_a.fps))
-            clip.visible_lead_s = _visible_lead(threats, seen, round(first_within * spec_a.fps), spec_a.fps)
+            clip.visible_share = _visible_share(threats, seen, round(first_within * spec_a.fps), spec_a.fps)
             _count_appearance(clip, looks)
             clips.append(clip)
     summary = {"machine": machine_name(), "seed": seed, "frame_size": f"{width}x{height}",

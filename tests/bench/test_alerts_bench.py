@@ -70,17 +70,17 @@ def test_composite_keeps_the_nearer_actor_in_front(monkeypatch):
                     ("a:perpetrator", 1): 0.5, ("b:perpetrator", 1): 1.0}
 
 
-@pytest.mark.parametrize(("shares_b", "lead_s"), [
-    ([1.0, 1.0, 1.0, 1.0], 0.3),  # visible throughout: frames 0..3 before frame 3
-    ([0.0, 0.4, 0.6, 1.0], 0.1),  # hidden behind the other until frame 2
-    ([0.6, 0.2, 0.6, 0.6], 0.1),  # hidden again at frame 1: counted from frame 2
-    ([0.6, 0.6, 0.6, 0.3], 0.0),  # hidden when the first is within 1.5 m
+@pytest.mark.parametrize(("shares_b", "share"), [
+    ([1.0] * 8, 1.0),  # visible throughout
+    ([0.0, 0.0, 0.1, 0.2, 0.2, 0.9, 1.0, 1.0], 0.2),  # hidden behind the other until the last second
+    ([1.0, 1.0, 0.7, 0.8, 0.0, 0.7, 0.2, 0.0], 0.7),  # hidden on one frame of the window, and after it
 ])
-def test_visible_lead_counts_from_when_both_threats_are_half_visible(shares_b, lead_s):
+def test_visible_share_is_the_less_visible_threats_while_an_alert_must_be_decided(shares_b, share):
     from types import SimpleNamespace
 
-    from vigil360.bench.alerts_bench import _visible_lead
+    from vigil360.bench.alerts_bench import _visible_share
 
+    # 2 fps: the window from 2.5 s to 1.0 s before frame 7 is frames 2..5.
     threats = [SimpleNamespace(actor_id="a:p"), SimpleNamespace(actor_id="b:p")]
-    seen = {("a:p", f): 1.0 for f in range(4)} | {("b:p", f): share for f, share in enumerate(shares_b)}
-    assert _visible_lead(threats, seen, 3, 10.0) == lead_s
+    seen = {("a:p", f): 1.0 for f in range(8)} | {("b:p", f): value for f, value in enumerate(shares_b)}
+    assert _visible_share(threats, seen, 7, 2.0) == share
