@@ -23,6 +23,8 @@ the fit less `speed_sigmas` of its own error, measured from the positions' scatt
 a window whose range jumps faster than anything on a street moves (a merge with a neighbour) is
 not used for the speed-only rules; and "close behind you" needs a track that was once seen
 outside the personal zone (one born inside it is a fragment of a near entity's region).
+Against missed approaches: a sample whose range reads farther than a nearer one allows has lost its
+ground contact (a head-on wheel, far legs) and is left out of the fit (`lost_contacts`).
 """
 
 from __future__ import annotations
