@@ -19,7 +19,7 @@ close to conformal this near the horizon, and the flow geometry used is exact an
 A thief or cyclist gaining on the wearer grows while the world there shrinks: flow backward along the
 circle, a sign test that needs no depth. Someone matching pace stands still where the paving at their
 feet streams by (too slow). These are the tests `ego_motion.residual_motion` makes on the short pair;
-the moving pixels are pooled to the working resolution and join that pair's residual, so tracks and risk
+the moving pixels, on the working grid, join that pair's residual, so tracks and risk
 see one foreground.
 """
 
@@ -37,19 +37,18 @@ from vigil360.edge.reflex.ego_motion import EgoStep, MotionFit, SphereFlowField,
 # fits (0.5 s). Measured on development clips: 0.33 s (two fits) took the seed-1 thief's lead from ~1.2 s to
 # 0.13 s (window down to -25 deg in both).
 CONE_LAG_S = 0.45
-# Half-width of the window (deg of yaw about the focus): a thief starts 25-60 deg off straight behind;
-# beyond ~35 deg the static flow over the long pair grows large, and the short pair sees well there.
-_HALF_WIDTH_DEG = 35.0
+# Half-width of the window (deg of yaw about the focus): a thief starts 25-60 deg off straight behind. With
+# +-35 deg a development thief 46 deg off was first tracked at 1.9 m instead of 4.6 m.
+_HALF_WIDTH_DEG = 60.0
 # Rows kept (deg of pitch): anything far enough to need the long pair stands on the ground above -25 deg
 # (3.2 m from a 1.5 m camera; the short pair sees nearer contacts), and is no taller than a bus.
 _MIN_PITCH_DEG = -32.0
 _MAX_PITCH_DEG = 12.0
-# Flow noise of DIS in pixels is about the same at any resolution; a pixel is 4x smaller here than at
-# the working width, so the tolerance in angle is 4x tighter.
+# Flow noise, in full-resolution pixels (a fifth of a working pixel at 1920 px; DIS's own error on its finest
+# level is a fraction of that level's pixel).
 _TOLERANCE_PX = 0.8
 _RELATIVE_TOLERANCE = 0.25
-# Share of a working-resolution pixel's full-resolution pixels that must move for it to count.
-_POOL_SHARE = 0.25
+_FLOW_SHARE = 0.25
 # Which foci get a window: -1 the focus of contraction (behind a walking wearer), +1 that of expansion. Ahead,
 # a window was measured (development clips, BENCHMARKS.md issue 12) and left out: people walking toward the
 # wearer expand faster than the street there too, and without a ground-contact magnitude test one such
@@ -57,6 +56,10 @@ _POOL_SHARE = 0.25
 _FOCI = (-1.0,)
 # The derotation map is smooth: computed on a grid this much coarser and interpolated.
 _MAP_STEP = 8
+
+
+_MIN_LINK_M = 0.01
+_MAX_LINK_SLOPE = float(np.sin(np.radians(30.0)))
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,14 @@ class LongPair:
 def chain(steps: dict[float, EgoStep], now_s: float, lag_s: float = CONE_LAG_S) -> LongPair | None:
     """Join the ego stage's short-pair fits back from `now_s` (each frame's fit against the frame ~0.15 s
     before it, keyed by the later frame's time) until they span `lag_s`; None when a link is missing or
-    any link did not translate (no direction of travel to look along)."""
+    any link did not measurably walk: no translation, no metric step, or a direction of travel more than
+    30 deg off the ground plane (a wearer walks on the ground; such a fit is a failed one, and one bad link
+    would tilt the whole window's derotation)."""
     rotation, travel, metres, time_s = np.eye(3), np.zeros(3), 0.0, now_s
     while now_s - time_s < lag_s * (1 - 1e-6):
         step = steps.get(time_s)
-        if step is None or step.fit.translation is None:
+        if (step is None or step.fit.translation is None or step.metres_per_step < _MIN_LINK_M
+                or abs(float(step.fit.translation[1])) > _MAX_LINK_SLOPE):
             return None
         link = cv2.Rodrigues(np.asarray(step.fit.omega, np.float64))[0]
         rotation = link @ rotation  # later bearings -> this link's earlier frame
@@ -124,8 +130,10 @@ class FocusCones:
         self.half_cols = half
         centre = full_width // 2
         # One geometry for a window centred straight ahead; a window about another yaw is the same pixels
-        # with its vectors turned about the vertical (the equirect is invariant to a yaw shift).
-        self.field = SphereFlowField(full_width, full_height, rows=(top, bottom), cols=(centre - half, centre + half))
+        # with its vectors turned about the vertical (the equirect is invariant to a yaw shift). It is on the
+        # working grid: the flow is measured there (below), so the tests need no finer pixels.
+        self.field = SphereFlowField(work_width, work_height, rows=(top // f, bottom // f),
+                                     cols=((centre - half) // f, (centre + half) // f))
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         # DIS stops at its finest pyramid level and interpolates from there. The short pair (fast preset, level
         # 2 of the working frame) thus sees a 120-px-wide grid; here the finest level is the working grid, 4x
@@ -140,6 +148,7 @@ class FocusCones:
         self._ground_depth_inverse = (below / np.float32(camera_height_m)).astype(np.float32)
         rows_, cols_ = np.mgrid[0:bottom - top, 0:2 * half].astype(np.float32)
         self._grid = (cols_, rows_)
+        self._size = (2 * half, bottom - top)
         self._bands: dict[float, np.ndarray] = {}
 
     def reset(self) -> None:
@@ -170,10 +179,11 @@ class FocusCones:
         return cv2.remap(coarse, self._node_x, self._node_y, cv2.INTER_LINEAR)
 
     def _ground_flow(self, direction: np.ndarray, metres: float) -> np.ndarray:
-        """Flow (px) of the ground plane for a step of `metres` along `direction` (window axes); 0 above it."""
+        """Full-resolution flow (px) of the ground plane for a step of `metres` along `direction` (window
+        axes); 0 above it. Smooth, so computed on the working grid and interpolated."""
         ux, uy = self.field.translation_flow(direction)
-        gain = self._ground_depth_inverse * np.float32(metres)
-        return np.ascontiguousarray(np.stack([ux * gain, uy * gain], axis=-1))
+        gain = self._ground_depth_inverse * np.float32(metres * self.factor)
+        return cv2.resize(np.stack([ux * gain, uy * gain], axis=-1), self._size, interpolation=cv2.INTER_LINEAR)
 
     def _window(self, earlier: np.ndarray, later: np.ndarray, pair: LongPair, centre: int, view_yaw: float,
                 out: np.ndarray) -> None:
@@ -209,13 +219,16 @@ class FocusCones:
         ground = self._ground_flow(back.translation, pair.metres)
         previous = cv2.remap(previous, self._grid[0] + ground[..., 0], self._grid[1] + ground[..., 1],
                              cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        flow = self.dis.calc(current, previous, None) + ground
-        residual = residual_motion(flow, back, self.field, self.camera_height_m, tolerance_px=_TOLERANCE_PX,
-                                   relative_tolerance=_RELATIVE_TOLERANCE, scale=pair.metres)
-        moving = (residual.magnitude > 0).astype(np.float32)
         f = self.factor
-        pooled = cv2.resize(moving, (moving.shape[1] // f, moving.shape[0] // f), interpolation=cv2.INTER_AREA)
+        # DIS's finest level is the working grid: averaging its flow onto that grid loses nothing.
+        flow = cv2.resize(self.dis.calc(current, previous, None) + ground, (self._size[0] // f, self._size[1] // f),
+                          interpolation=cv2.INTER_AREA) / np.float32(f)
+        residual = residual_motion(flow, back, self.field, self.camera_height_m, tolerance_px=_TOLERANCE_PX / f,
+                                   relative_tolerance=_RELATIVE_TOLERANCE, scale=pair.metres)
+        # Far from the focus the facades' flow is large (its depth unknown, so `residual_motion` gives it no
+        # relative slack): dense flow errs in proportion to the flow it measures.
+        moving = residual.magnitude > _FLOW_SHARE * cv2.magnitude(flow[..., 0], flow[..., 1])
         work_cols = (np.arange(centre - self.half_cols, centre + self.half_cols, f) // f) % self.work_width
         rows = slice(top // f, bottom // f)
-        flagged = np.where(pooled >= _POOL_SHARE, 255, 0).astype(np.uint8)
+        flagged = np.where(moving, 255, 0).astype(np.uint8)
         out[rows, work_cols] = np.maximum(out[rows, work_cols], flagged)

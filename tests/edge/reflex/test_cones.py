@@ -123,8 +123,10 @@ def test_chained_short_fits_give_the_long_pair():
 @pytest.mark.parametrize("steps", [
     {0.4: _step((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.2, 0.2)},  # the earlier link is missing
     {0.4: _step((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.2, 0.2), 0.2: _step((0.0, 0.0, 0.0), None, 0.0, 0.0)},
+    # A failed fit: "travel" straight up by a millimetre, with a 4 deg pitch that would tilt the whole window.
+    {0.4: _step((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.2, 0.2), 0.2: _step((-4.4, 2.4, 0.0), (0.1, 0.99, -0.1), 1e-3, 0.0)},
 ])
-def test_no_long_pair_without_every_link_translating(steps):
+def test_no_long_pair_without_every_link_walking(steps):
     assert chain(steps, 0.4, lag_s=0.3) is None
 
 
