@@ -115,12 +115,12 @@ class ReflexPerception:
         self.motion = MotionProposer(self.work_width, self.work_height, self.config, self.settings.camera.height_m,
                                      downscaled=self.work_width < width)
         self.residual = ResidualForeground(self.work_width, self.work_height)
-        # Full-resolution windows about the foci of a walking wearer (`cones`): they need whole working pixels.
+        # A full-resolution window behind a walking wearer (`cones`): it needs whole working pixels.
         self.cones = (FocusCones(width, height, self.work_width, self.work_height, self.settings.camera.height_m)
                       if width % self.work_width == 0 else None)
         if self.cones is None:
             log.warning("reflex tier: %dx%d is not a whole multiple of the working width %d, so movers near the "
-                        "foci of a walking wearer are found at the working resolution only", width, height,
+                        "focus of contraction of a walking wearer are found by the short pair only", width, height,
                         self.work_width)
         self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
@@ -238,8 +238,8 @@ class ReflexPerception:
         return results
 
     def _near_foci(self, frame: np.ndarray, step: EgoStep | None, timestamp_s: float) -> np.ndarray | None:
-        """Movers near the foci of expansion and contraction, from a long full-resolution pair (`cones`)
-        whose motion is the chain of the last short-pair fits; None until there is one, or while standing."""
+        """Movers behind a walking wearer, from a long full-resolution pair (`cones`) whose motion is the chain
+        of the last short-pair fits; None until there is one, or while not walking."""
         self.cones.remember(frame, timestamp_s)
         if step is not None:
             self._steps[timestamp_s] = step

@@ -124,7 +124,8 @@ def test_chained_short_fits_give_the_long_pair():
     {0.4: _step((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.2, 0.2)},  # the earlier link is missing
     {0.4: _step((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.2, 0.2), 0.2: _step((0.0, 0.0, 0.0), None, 0.0, 0.0)},
     # A failed fit: "travel" straight up by a millimetre, with a 4 deg pitch that would tilt the whole window.
-    {0.4: _step((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.2, 0.2), 0.2: _step((-4.4, 2.4, 0.0), (0.1, 0.99, -0.1), 1e-3, 0.0)},
+    {0.4: _step((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.2, 0.2),
+     0.2: _step((-4.4, 2.4, 0.0), (0.1, 0.99, -0.1), 1e-3, 0.0)},
 ])
 def test_no_long_pair_without_every_link_walking(steps):
     assert chain(steps, 0.4, lag_s=0.3) is None
@@ -133,3 +134,12 @@ def test_no_long_pair_without_every_link_walking(steps):
 def test_cones_refuse_a_working_size_that_does_not_divide_the_frame():
     with pytest.raises(ValueError, match="must divide"):
         FocusCones(1000, 500, 480, 240, CAMERA_M)
+
+
+def test_a_frame_size_the_window_cannot_use_is_said_and_the_short_pair_goes_on(caplog):
+    from vigil360.edge.reflex import ReflexPerception
+
+    with caplog.at_level("WARNING"):
+        tier = ReflexPerception(1000, 500)
+    assert tier.cones is None
+    assert "short pair only" in caplog.text
