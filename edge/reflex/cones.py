@@ -33,15 +33,16 @@ import numpy as np
 from vigil360.edge.reflex.ego_motion import EgoStep, MotionFit, SphereFlowField, bearings, residual_motion
 
 # Least pair lag: a thief 7 m behind gaining at 1.2 m/s then moves their feet ~5 px at 1920 px; short enough
-# that the static flow 35 deg off the focus stays well within what dense flow follows. At 30 fps three short
-# fits (0.5 s). Measured on development clips: 0.33 s (two fits) took the seed-1 thief's lead from ~1.2 s to
-# 0.13 s (window down to -25 deg in both).
+# that the static flow off the focus stays within what dense flow follows once the ground's own flow is
+# taken out. At 30 fps three short fits (0.5 s). Measured on development clips: 0.33 s (two fits) took the
+# seed-1 thief's lead from ~1.2 s to 0.13 s (window down to -25 deg in both).
 CONE_LAG_S = 0.45
 # Half-width of the window (deg of yaw about the focus): a thief starts 25-60 deg off straight behind. With
 # +-35 deg a development thief 46 deg off was first tracked at 1.9 m instead of 4.6 m.
 _HALF_WIDTH_DEG = 60.0
-# Rows kept (deg of pitch): anything far enough to need the long pair stands on the ground above -25 deg
-# (3.2 m from a 1.5 m camera; the short pair sees nearer contacts), and is no taller than a bus.
+# Rows kept (deg of pitch): anything far enough to need the long pair (>= ~3.5 m: the short pair sees nearer)
+# stands on the ground above -27 deg from a camera at up to 1.8 m, with a few degrees of head pitch to spare;
+# and is no taller than a bus.
 _MIN_PITCH_DEG = -32.0
 _MAX_PITCH_DEG = 12.0
 # Flow noise, in full-resolution pixels (a fifth of a working pixel at 1920 px; DIS's own error on its finest
@@ -49,6 +50,8 @@ _MAX_PITCH_DEG = 12.0
 _TOLERANCE_PX = 0.8
 # Share of a working pixel's full-resolution pixels that must move for it to count.
 _POOL_SHARE = 0.25
+# Slack in proportion to the flow the static world has there (the ground's, from the camera height) and to the
+# flow measured (facades far off the focus move far, at depths unknown): dense flow errs in proportion to flow.
 _RELATIVE_TOLERANCE = 0.25
 _FLOW_SHARE = 0.25
 # Which foci get a window: -1 the focus of contraction (behind a walking wearer), +1 that of expansion. Ahead,
@@ -58,8 +61,7 @@ _FLOW_SHARE = 0.25
 _FOCI = (-1.0,)
 # The derotation map is smooth: computed on a grid this much coarser and interpolated.
 _MAP_STEP = 8
-
-
+# A chained link must have walked: a metric step of 1 cm at least, along a direction within 30 deg of level.
 _MIN_LINK_M = 0.01
 _MAX_LINK_SLOPE = float(np.sin(np.radians(30.0)))
 
@@ -107,7 +109,7 @@ def _rotation_about_vertical(yaw_rad: float) -> np.ndarray:
 
 
 class FocusCones:
-    """Moving pixels near the foci of a walking wearer, from a long pair of full-resolution frames."""
+    """Moving pixels behind a walking wearer, from a long pair of full-resolution frames (`_FOCI`)."""
 
     def __init__(self, full_width: int, full_height: int, work_width: int, work_height: int,
                  camera_height_m: float, lag_s: float = CONE_LAG_S, half_width_deg: float = _HALF_WIDTH_DEG) -> None:
