@@ -42,9 +42,12 @@ def rotation_maps(width: int, height: int, rotation: np.ndarray) -> tuple[np.nda
     return np.mod(map_x, f32(width)).astype(f32), np.clip(map_y, 0, height - 1).astype(f32)
 
 
-def rotate_equirect(image: np.ndarray, rotation: np.ndarray, nearest: bool = False) -> np.ndarray:
+def rotate_equirect(image: np.ndarray, rotation: np.ndarray, nearest: bool = False,
+                    maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """`image` seen by the rotated camera; `maps`: `rotation_maps` already computed for this rotation and size
+    (a frame and its label map share them, and at 1920 px they cost as much as the remap itself)."""
     height, width = image.shape[:2]
-    map_x, map_y = rotation_maps(width, height, rotation)
+    map_x, map_y = maps if maps is not None else rotation_maps(width, height, rotation)
     return cv2.remap(image, map_x, map_y, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_WRAP)
 

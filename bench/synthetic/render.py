@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vigil360.bench.synthetic.camera import Exposure, camera_rotation, rotate_equirect
+from vigil360.bench.synthetic.camera import Exposure, camera_rotation, rotate_equirect, rotation_maps
 from vigil360.bench.synthetic.scripts import Actor, Scene, build_scene
 from vigil360.bench.synthetic.spec import ActorTruth, ScenarioSpec, ScenarioTruth
 from vigil360.bench.synthetic.sprites import Look, paint
@@ -224,9 +224,11 @@ class _Renderer:
             self._draw(place, t, labels_t, image)
         if pose.pitch or pose.roll:
             rotation = camera_rotation(pose.pitch, pose.roll)
+            maps = rotation_maps(self.width, self.height, rotation)
             if image is not None:
-                image = rotate_equirect(image, rotation)
-            labels_t = np.ascontiguousarray(rotate_equirect(np.ascontiguousarray(labels_t.T), rotation, True).T)
+                image = rotate_equirect(image, rotation, maps=maps)
+            labels_t = np.ascontiguousarray(rotate_equirect(np.ascontiguousarray(labels_t.T), rotation, True,
+                                                            maps=maps).T)
         return image, labels_t, places
 
 

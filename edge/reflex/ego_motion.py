@@ -140,6 +140,13 @@ def fit_motion(p1: np.ndarray, p2: np.ndarray, prior_weights: np.ndarray | None 
     return MotionFit(omega, direction, parallax, float(np.mean(weights > 0.5 * prior.max())))
 
 
+def _matched(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """`current` with its median brightness matched to `previous`'s: an auto-exposure step between two
+    frames breaks brightness constancy everywhere at once."""
+    gain = (float(np.median(previous[::4, ::4])) + 1.0) / (float(np.median(current[::4, ::4])) + 1.0)
+    return current if abs(gain - 1.0) < 0.01 else cv2.convertScaleAbs(current, alpha=gain)
+
+
 def _wrap(image: np.ndarray, pad: int) -> np.ndarray:
     return np.concatenate([image[:, -pad:], image, image[:, :pad]], axis=1)
 
@@ -154,21 +161,24 @@ def flow_between(previous: np.ndarray, current: np.ndarray, dis: cv2.DISOpticalF
 class SphereFlowField:
     """Per-pixel geometry of one working resolution, computed once: bearings, and the two linear maps
     from a small motion to pixel flow (rotation: f = p x w; unit-depth translation: f = -(I - p p^T) T),
-    each a 2 x 3 matrix per pixel so a whole flow field is one matrix-vector product."""
+    each a 2 x 3 matrix per pixel so a whole flow field is one matrix-vector product. `rows` and `cols`
+    (half-open pixel ranges) restrict it to a window of the sphere."""
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, rows: tuple[int, int] | None = None,
+                 cols: tuple[int, int] | None = None) -> None:
         self.width, self.height = width, height
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+        (r0, r1), (c0, c1) = rows or (0, height), cols or (0, width)
+        ys, xs = np.mgrid[r0:r1, c0:c1].astype(np.float64)
         p = bearings(xs, ys, width, height)
         self.p = p.astype(np.float32)  # H x W x 3
         cos2 = np.maximum(p[..., 0] ** 2 + p[..., 2] ** 2, 1e-6)
         # Pixel displacement per change of bearing: d(x_px) = W/2pi (pz dpx - px dpz) / cos^2(pitch),
         # d(y_px) = -H/pi dpy / cos(pitch).
-        to_pixels = np.zeros((height, width, 2, 3))
+        to_pixels = np.zeros((*p.shape[:2], 2, 3))
         to_pixels[..., 0, 0] = width / (2 * np.pi) * p[..., 2] / cos2
         to_pixels[..., 0, 2] = -width / (2 * np.pi) * p[..., 0] / cos2
         to_pixels[..., 1, 1] = -height / np.pi / np.sqrt(cos2)
-        cross = np.zeros((height, width, 3, 3))  # [p]x: p x w = [p]x w
+        cross = np.zeros((*p.shape[:2], 3, 3))  # [p]x: p x w = [p]x w
         cross[..., 0, 1], cross[..., 0, 2] = -p[..., 2], p[..., 1]
         cross[..., 1, 0], cross[..., 1, 2] = p[..., 2], -p[..., 0]
         cross[..., 2, 0], cross[..., 2, 1] = -p[..., 1], p[..., 0]
@@ -318,10 +328,7 @@ class EgoMotion:
         if not earlier:
             return None
         then, previous = earlier[-1]
-        # An auto-exposure step between the two frames breaks brightness constancy everywhere at once:
-        # match the later frame's median brightness to the earlier one's before measuring flow.
-        gain = (float(np.median(previous[::4, ::4])) + 1.0) / (float(np.median(gray[::4, ::4])) + 1.0)
-        matched = gray if abs(gain - 1.0) < 0.01 else cv2.convertScaleAbs(gray, alpha=gain)
+        matched = _matched(previous, gray)
         flow = flow_between(previous, matched, self.dis) if dense else None
         known = gyro.rotation_between(then, time_s) if gyro is not None and gyro.covers(then, time_s) else None
         fit = self.fit_flow(previous, matched, flow, known)
@@ -329,11 +336,26 @@ class EgoMotion:
                                                              scale=self._scale)
         return EgoStep(fit, residual, time_s - then, then, self._scale)
 
+    def fit_since(self, then: float, gyro: GyroTrack | None = None) -> tuple[MotionFit, float] | None:
+        """The fit (sparse tracks only) between the newest frame and the remembered one at time `then`, and
+        the metres travelled between them; None if that frame is no longer kept."""
+        time_s, gray = self._history[-1]
+        previous = next((g for t, g in self._history if t == then), None)
+        if previous is None:
+            return None
+        known = gyro.rotation_between(then, time_s) if gyro is not None and gyro.covers(then, time_s) else None
+        return self._sparse_fit(previous, _matched(previous, gray), None, known)
+
     def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray | None,
                  known_rotation: np.ndarray | None = None) -> MotionFit:
         """Fit on sparse pyramidal Lucas-Kanade tracks of the textured grid points, seeded with the dense
         flow: DIS is smoothed and shrinks flows by 5-15 %, which would bias pitch and roll by as much;
         LK refines each point to a fraction of a pixel."""
+        fit, self._scale = self._sparse_fit(previous, current, flow, known_rotation)
+        return fit
+
+    def _sparse_fit(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray | None,
+                    known_rotation: np.ndarray | None) -> tuple[MotionFit, float]:
         strength = cv2.cornerMinEigenVal(previous, 5)[self.grid_y, self.grid_x]
         weights = np.clip(strength / (np.percentile(strength, 75) + 1e-9), 0.0, 1.0)
         keep = np.flatnonzero(weights > 0.05)
@@ -350,8 +372,7 @@ class EgoMotion:
         keep = keep[ok]
         p2 = bearings(tracked[:, 0] - pad, tracked[:, 1], self.width, self.height)
         fit = fit_motion(self.grid_p[keep], p2, weights[keep], known_rotation)
-        self._scale = self._ground_scale(self.grid_p[keep], p2, fit)
-        return fit
+        return fit, self._ground_scale(self.grid_p[keep], p2, fit)
 
     def _ground_scale(self, p1: np.ndarray, p2: np.ndarray, fit: MotionFit) -> float:
         """Metres travelled in the pair: on the ground a unit step moves a point's bearing by

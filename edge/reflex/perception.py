@@ -27,6 +27,7 @@ from vigil360 import masks
 from vigil360.config import Settings
 from vigil360.edge.geometry import Distance, check_equirect_shape, ground_distance
 from vigil360.edge.reflex.appearance import Appearance, measure_appearance
+from vigil360.edge.reflex.cones import FocusCones, chain
 from vigil360.edge.reflex.ego import EgoRotation
 from vigil360.edge.reflex.ego_motion import EgoMotion, EgoStep
 from vigil360.edge.reflex.imu import GyroTrack
@@ -114,6 +115,13 @@ class ReflexPerception:
         self.motion = MotionProposer(self.work_width, self.work_height, self.config, self.settings.camera.height_m,
                                      downscaled=self.work_width < width)
         self.residual = ResidualForeground(self.work_width, self.work_height)
+        # A full-resolution window behind a walking wearer (`cones`): it needs whole working pixels.
+        self.cones = (FocusCones(width, height, self.work_width, self.work_height, self.settings.camera.height_m)
+                      if width % self.work_width == 0 else None)
+        if self.cones is None:
+            log.warning("reflex tier: %dx%d is not a whole multiple of the working width %d, so movers near the "
+                        "focus of contraction of a walking wearer are found by the short pair only", width, height,
+                        self.work_width)
         self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
@@ -134,6 +142,7 @@ class ReflexPerception:
         self.rate_warning: str | None = None
         self._last_pose_time: float | None = None
         self.gyro: GyroTrack | None = None
+        self._steps: dict[float, EgoStep] = {}  # recent ego steps by frame time, chained into the cones' long pair
 
     def use_gyro(self, gyro: GyroTrack | None) -> None:
         """Take the camera's rotation from this gyro (see `imu`) wherever its samples cover a frame pair."""
@@ -167,14 +176,16 @@ class ReflexPerception:
         t1 = clock()
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         # Dense flow (and its residual) only while walking, or about to: standing needs the sparse fit alone.
-        step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=self.speed_mps > _WALK_STOP_MPS)
+        dense = self.speed_mps > _WALK_STOP_MPS
+        step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=dense)
         self._update_pose(step, timestamp_s)
+        near_foci = self._near_foci(frame, step, timestamp_s) if dense and self.cones is not None else None
         t2 = clock()
         levelled = False
         if self.walking:
             self.ego.update(gray)  # kept current, for when the wearer stops
             residual = None if step is None else step.residual
-            regions = [] if residual is None else self.motion.regions(self.residual.update(residual))
+            regions = [] if residual is None else self.motion.regions(self.residual.update(residual, near_foci))
         else:
             # The background model needs the world where it was: a standing head still nods and sways
             # by a degree or more, which is hundreds of spurious regions on textured scenes.
@@ -225,6 +236,16 @@ class ReflexPerception:
             "track": (t4 - t3) * 1e3, "risk": risk_ms * 1e3, "appearance": appearance_ms * 1e3,
         }
         return results
+
+    def _near_foci(self, frame: np.ndarray, step: EgoStep | None, timestamp_s: float) -> np.ndarray | None:
+        """Movers behind a walking wearer, from a long full-resolution pair (`cones`) whose motion is the chain
+        of the last short-pair fits; None until there is one, or while not walking."""
+        self.cones.remember(frame, timestamp_s)
+        if step is not None:
+            self._steps[timestamp_s] = step
+        self._steps = {t: s for t, s in self._steps.items() if timestamp_s - t <= 1.0}
+        pair = chain(self._steps, timestamp_s) if self.walking else None
+        return None if pair is None else self.cones.moving(timestamp_s, pair)
 
     def _check_rate(self, timestamp_s: float) -> None:
         """Warn (once per episode) while the effective frame rate is below `min_rate_fps`."""

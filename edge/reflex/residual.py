@@ -26,11 +26,15 @@ class ResidualForeground:
     def reset(self) -> None:
         self._recent = []
 
-    def update(self, residual: Residual) -> np.ndarray:
-        """uint8 mask (0 / 255) of pixels moving on their own, from this step's residual."""
+    def update(self, residual: Residual, also: np.ndarray | None = None) -> np.ndarray:
+        """uint8 mask (0 / 255) of pixels moving on their own, from this step's residual and `also` (a
+        uint8 mask of pixels found moving some other way: the long pair near the foci, `cones`)."""
         if residual.magnitude.shape != (self.height, self.width):
             raise ValueError(f"residual of shape {residual.magnitude.shape}, expected {(self.height, self.width)}")
-        moving = (residual.magnitude > 0) & self.band
+        moving = residual.magnitude > 0
+        if also is not None:
+            moving |= also > 0
+        moving &= self.band
         self._recent = [*self._recent[-2:], moving]
         votes = np.sum(self._recent, axis=0)
         return np.where(votes >= min(2, len(self._recent)), 255, 0).astype(np.uint8)
