@@ -336,16 +336,6 @@ class EgoMotion:
                                                              scale=self._scale)
         return EgoStep(fit, residual, time_s - then, then, self._scale)
 
-    def fit_since(self, then: float, gyro: GyroTrack | None = None) -> tuple[MotionFit, float] | None:
-        """The fit (sparse tracks only) between the newest frame and the remembered one at time `then`, and
-        the metres travelled between them; None if that frame is no longer kept."""
-        time_s, gray = self._history[-1]
-        previous = next((g for t, g in self._history if t == then), None)
-        if previous is None:
-            return None
-        known = gyro.rotation_between(then, time_s) if gyro is not None and gyro.covers(then, time_s) else None
-        return self._sparse_fit(previous, _matched(previous, gray), None, known)
-
     def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray | None,
                  known_rotation: np.ndarray | None = None) -> MotionFit:
         """Fit on sparse pyramidal Lucas-Kanade tracks of the textured grid points, seeded with the dense
