@@ -1,4 +1,4 @@
-"""Movers behind a walking wearer, from a long pair of frames at full resolution (issue 12).
+"""Movers behind a walking wearer, from a long pair of frames finer than the working grid (issue 12).
 
 A walking wearer's commonest threats come from straight behind: a thief walking up at a brisk pace, a
 cyclist overtaking. There, at the focus of contraction, the static world barely moves (translational
@@ -7,7 +7,8 @@ mostly *along* the static world's epipolar circle and tiny over the short pair: 
 (DIS, fast preset) stops at a 120-px-wide grid of a 480-px working frame, and a thief at 5 m (~8 working
 pixels wide) is smoothed into the street until ~2.5 m, too late for a 1.5 s lead.
 
-Here, in a window of the full-resolution frame centred on the focus of contraction (the equirect is
+Here, in a window of the frame at twice the working width (the full frame up to 960 px; see `perception`)
+centred on the focus of contraction (the equirect is
 close to conformal this near the horizon, and the flow geometry used is exact anyway):
 - the pair is long (>= 0.45 s, a chain of the ego stage's own short-pair fits, so no fit of its own);
 - its earlier frame is derotated into the later one (one remap through a coarse map), so the static
@@ -45,10 +46,10 @@ _HALF_WIDTH_DEG = 60.0
 # and is no taller than a bus.
 _MIN_PITCH_DEG = -32.0
 _MAX_PITCH_DEG = 12.0
-# Flow noise, in full-resolution pixels (a fifth of a working pixel at 1920 px; DIS's own error on its finest
+# Flow noise, in window pixels (two fifths of a working pixel in a 960-px window; DIS's own error on its finest
 # level is a fraction of that level's pixel).
 _TOLERANCE_PX = 0.8
-# Share of a working pixel's full-resolution pixels that must move for it to count.
+# Share of a working pixel's window pixels that must move for it to count.
 _POOL_SHARE = 0.25
 # Slack in proportion to the flow the static world has there (the ground's, from the camera height) and to the
 # flow measured (facades far off the focus move far, at depths unknown): dense flow errs in proportion to flow.
@@ -109,12 +110,19 @@ def _rotation_about_vertical(yaw_rad: float) -> np.ndarray:
 
 
 class FocusCones:
-    """Moving pixels behind a walking wearer, from a long pair of full-resolution frames (`_FOCI`)."""
+    """Moving pixels behind a walking wearer, from a long pair of frames finer than the working grid (`_FOCI`)."""
 
     def __init__(self, full_width: int, full_height: int, work_width: int, work_height: int,
-                 camera_height_m: float, lag_s: float = CONE_LAG_S, half_width_deg: float = _HALF_WIDTH_DEG) -> None:
+                 camera_height_m: float, lag_s: float = CONE_LAG_S, half_width_deg: float = _HALF_WIDTH_DEG,
+                 source_width: int | None = None) -> None:
+        """`full_width` x `full_height` is the resolution the window reads; the frames `remember` gets may be
+        `source_width` wide, a whole multiple of it (their band is averaged down first)."""
         if full_width % work_width or full_width // work_width != full_height // work_height:
             raise ValueError(f"working size {work_width}x{work_height} must divide {full_width}x{full_height}")
+        source_width = full_width if source_width is None else source_width
+        if source_width % full_width:
+            raise ValueError(f"window width {full_width} must divide the frame width {source_width}")
+        self.source_factor = source_width // full_width
         self.full_width, self.full_height = full_width, full_height
         self.work_width, self.work_height = work_width, work_height
         self.factor = full_width // work_width
@@ -158,7 +166,11 @@ class FocusCones:
     def remember(self, full_bgr: np.ndarray, time_s: float) -> None:
         """Keep the band of this frame the windows read (grey), and those of the last second."""
         self._bands = {t: band for t, band in self._bands.items() if time_s - t <= 1.0}
-        self._bands[time_s] = cv2.cvtColor(full_bgr[self.row0:self.row1], cv2.COLOR_BGR2GRAY)
+        f = self.source_factor
+        band = cv2.cvtColor(full_bgr[self.row0 * f:self.row1 * f], cv2.COLOR_BGR2GRAY)
+        if f > 1:
+            band = cv2.resize(band, (band.shape[1] // f, band.shape[0] // f), interpolation=cv2.INTER_AREA)
+        self._bands[time_s] = band
 
     def moving(self, now_s: float, pair: LongPair) -> np.ndarray | None:
         """uint8 working-resolution mask (0 / 255) of pixels moving on their own near the foci, from
@@ -225,7 +237,7 @@ class FocusCones:
         # Far from the focus the facades' flow is large (its depth unknown, so `residual_motion` gives it no
         # relative slack): dense flow errs in proportion to the flow it measures.
         moving = (residual.magnitude > _FLOW_SHARE * cv2.magnitude(flow[..., 0], flow[..., 1])).astype(np.float32)
-        # Pooled onto the working grid: a working pixel moves when a quarter of its full-resolution ones do (a
+        # Pooled onto the working grid: a working pixel moves when a quarter of its window pixels do (a
         # test on the averaged flow instead, measured on a development thief, cut its lead from 1.47 s to 0.57 s).
         f = self.factor
         pooled = cv2.resize(moving, (moving.shape[1] // f, moving.shape[0] // f), interpolation=cv2.INTER_AREA)

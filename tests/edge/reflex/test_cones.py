@@ -57,8 +57,14 @@ def street_pair() -> tuple[np.ndarray, np.ndarray]:
     return earlier, later
 
 
-def _moving(earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
-    cones = FocusCones(W, H, 480, 240, CAMERA_M)
+@pytest.fixture(params=[W, W // 2], ids=["window-1920", "window-960-of-1920"])
+def window_width(request) -> int:
+    """The window at the frame's own resolution, and at half of it (what the tier uses on a 1920-px frame)."""
+    return request.param
+
+
+def _moving(earlier: np.ndarray, later: np.ndarray, window_width: int = W) -> np.ndarray:
+    cones = FocusCones(window_width, window_width // 2, 480, 240, CAMERA_M, source_width=W)
     cones.remember(earlier, 0.0)
     cones.remember(later, 0.4)
     travel = _turned(1.5).T @ np.array([0.0, 0.0, 1.0])
@@ -73,14 +79,14 @@ def _texture() -> np.ndarray:
     return cv2.resize(coarse, (40, 120), interpolation=cv2.INTER_LINEAR)
 
 
-def test_a_static_street_walked_through_moves_nothing_near_the_foci(street_pair):
+def test_a_static_street_walked_through_moves_nothing_near_the_foci(street_pair, window_width):
     earlier, later = street_pair
-    assert not _moving(earlier, later).any()
+    assert not _moving(earlier, later, window_width).any()
 
 
 @pytest.mark.parametrize("gain_m, flagged", [(0.5, True), (0.0, False)])
 def test_someone_gaining_from_behind_is_flagged_where_they_stand_and_a_standing_one_is_not(street_pair, gain_m,
-                                                                                          flagged):
+                                                                                          flagged, window_width):
     """6 m behind, 10 deg off the direction of contraction. Gaining 0.5 m on the wearer over the pair, they
     grow while the street behind shrinks; standing still, they recede exactly like the street."""
     earlier, later = (frame.copy() for frame in street_pair)
@@ -90,7 +96,7 @@ def test_someone_gaining_from_behind_is_flagged_where_they_stand_and_a_standing_
     # In the world, standing still: z stays; gaining: they walked the wearer's step plus gain_m.
     column, row = _paint_person(later, texture, x, z0 + (STEP_M + gain_m if gain_m else 0.0), STEP_M, 1.5)
     # As the tier uses them: moving regions of the working-resolution mask.
-    regions = MotionProposer(480, 240, ReflexConfig(), CAMERA_M).regions(_moving(earlier, later))
+    regions = MotionProposer(480, 240, ReflexConfig(), CAMERA_M).regions(_moving(earlier, later, window_width))
     yaw = (column - W / 2) * 360.0 / W
     assert [abs(yaw_difference(region.box.yaw, yaw)) < 3.0 for region in regions] == ([True] if flagged else [])
     if flagged:
@@ -174,3 +180,11 @@ def test_a_frame_size_the_window_cannot_use_is_said_and_the_short_pair_goes_on(c
         tier = ReflexPerception(1000, 500)
     assert tier.cones is None
     assert "short pair only" in caplog.text
+
+
+@pytest.mark.parametrize("width, window", [(1920, 960), (960, 960), (480, 480)])
+def test_the_window_reads_at_most_twice_the_working_width(width, window):
+    from vigil360.edge.reflex import ReflexPerception
+
+    tier = ReflexPerception(width, width // 2)
+    assert (tier.cones.full_width, tier.cones.source_factor) == (window, width // window)
