@@ -206,10 +206,11 @@ def _mp4_frames(spec):
             capture.release()
 
 
-def run_clip(spec, settings, iou_every: int = 3, mp4: bool = False
+def run_clip(spec, settings, iou_every: int = 3, mp4: bool = False, clutter: bool = False
              ) -> tuple[ClipResult, list[dict[str, float]], list[float]]:
-    """Run the tier over one streamed clip (with `mp4`, after an mp4 round trip); returns its figures,
-    per-frame stage timings and per-frame total milliseconds."""
+    """Run the tier over one streamed clip (with `mp4`, after an mp4 round trip; with `clutter`, real
+    pedestrians of vtest.avi pasted in, see `real_movers`); returns its figures, per-frame stage timings
+    and per-frame total milliseconds."""
     from vigil360 import masks
     from vigil360.bench.synthetic import ground_truth, iter_frames
     from vigil360.edge.reflex import ReflexPerception
@@ -220,7 +221,13 @@ def run_clip(spec, settings, iou_every: int = 3, mp4: bool = False
     frames: list[list[FrameTrack]] = []
     stage_ms: list[dict[str, float]] = []
     total_ms: list[float] = []
-    for index, image in enumerate(_mp4_frames(spec) if mp4 else iter_frames(spec)):
+    images = _mp4_frames(spec) if mp4 else iter_frames(spec)
+    if clutter:
+        from vigil360.bench.real_movers import paste_movers, plaza_windows
+
+        windows = plaza_windows(spec.width, spec.height, spec.duration_s)
+        images = paste_movers(images, scenario.wearer_yaw, spec.fps, windows)
+    for index, image in enumerate(images):
         start = time.perf_counter()
         tracks = tier.process(image, index / spec.fps)
         total_ms.append((time.perf_counter() - start) * 1e3)
@@ -385,6 +392,9 @@ def reflex_command(
     mp4: bool = typer.Option(False, "--mp4", help="score frames after an mp4 round trip (slower)"),
     photo_world: bool = typer.Option(False, "--photo-world", help="real photographs (the 8 blender-data HDRIs, "
                                                                   "in turn) as the clips' worlds"),
+    clutter: bool = typer.Option(False, "--clutter", help="speed clip on a cluttered real world: a real photograph "
+                                                          "as the world and three windows of real pedestrians "
+                                                          "(vtest.avi) round the horizon"),
     exposure_step: bool = typer.Option(False, "--exposure-step", help="a +-20 %% auto-exposure step 1-2 s before "
                                                                       "each approach's alert is due"),
 ) -> None:
@@ -403,6 +413,9 @@ def reflex_command(
 
     if wearer is not None and wearer not in WEARER_MODES:
         raise UserError(f"--wearer must be one of {', '.join(WEARER_MODES)}, got {wearer!r}")
+    if clutter and (speed_seconds == 0 or wearer in ("walking", "mixed")):
+        raise UserError("--clutter is a speed clip of a standing, turning wearer: give --speed-seconds > 0 and "
+                        "no walking --wearer (the pasted windows do not tilt or show parallax)")
     cv2.setNumThreads(2)
     settings = Settings.from_file(settings_file) if settings_file else Settings()
     height = width // 2
@@ -414,8 +427,8 @@ def reflex_command(
         walking = wearer in ("walking", "mixed")
         spec = ScenarioSpec(kind="lookalikes", seed=seed, width=width, height=height, duration_s=speed_seconds,
                             turning_deg_s=0.0 if walking else 15.0, bystanders=3, fps=fps,
-                            wearer="walking" if walking else "standing")
-        _, stage_ms, total_ms = run_clip(spec, settings, iou_every=10**9)
+                            wearer="walking" if walking else "standing", backdrop="city" if clutter else None)
+        _, stage_ms, total_ms = run_clip(spec, settings, iou_every=10**9, clutter=clutter)
         from vigil360.bench.synthetic import ground_truth
 
         speed_entities = len(ground_truth(spec)[1].actors)
@@ -446,6 +459,8 @@ def reflex_command(
                  f"{', +-20 % exposure step 1-2 s before each alert is due' if exposure_step else ''}")
     summary = summarise(results, stage_ms, total_ms, speed_entities, f"{width}x{height}", seed, condition)
     summary.speed_wearer = "walking" if wearer in ("walking", "mixed") else "turning"
+    if clutter:
+        summary.speed_wearer += ", cluttered real world (city photograph, 3 windows of vtest.avi pedestrians)"
     print_summary(summary)
     if out is not None:
         payload = {"summary": asdict(summary), "clips": [asdict(r) for r in results]}
