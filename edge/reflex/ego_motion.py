@@ -39,6 +39,7 @@ _CAUCHY_SIGMAS = 2.5
 # sway step can pass it; the metric speed (from the ground's flow) then stays ~0, which is what matters.
 _MIN_PARALLAX_RAD = 5e-3
 _ITERATIONS = 8
+_GROUND_Y = float(np.sin(np.radians(-20.0)))  # bearings below this look at the ground near the wearer
 _LK_PAD = 24  # columns wrapped around the seam for the sparse tracks
 _MAX_LAG_S = 0.5
 _ROTATION_SHARE = 1.0  # of the rotational flow that counts toward the relative tolerance (0.25 let the
@@ -91,6 +92,18 @@ def _weighted_scatter(weights: np.ndarray, a: np.ndarray) -> np.ndarray:
     return (a * weights[:, None]).T @ a
 
 
+def _parallax(p: np.ndarray, translational: np.ndarray) -> float:
+    """Median translational flow (rad) of all the points, or of those on the ground below the wearer if more.
+
+    The ground is the one static surface near enough for parallax wherever a wearer walks: in an open
+    square or a park everything else may be far, and the median of all points then reads a walk as
+    standing still (it did on real photographs as the world beyond 30 m)."""
+    size = np.linalg.norm(translational, axis=1)
+    ground = p[:, 1] < _GROUND_Y
+    overall = float(np.median(size))
+    return max(overall, float(np.median(size[ground]))) if ground.sum() >= 8 else overall
+
+
 def _cauchy(residuals: np.ndarray) -> np.ndarray:
     scale = _CAUCHY_SIGMAS * 1.4826 * float(np.median(residuals)) + 1e-9
     return 1.0 / (1.0 + (residuals / scale) ** 2)
@@ -123,8 +136,7 @@ def fit_motion(p1: np.ndarray, p2: np.ndarray, prior_weights: np.ndarray | None 
         for _ in range(3):
             weights = prior * _cauchy(np.linalg.norm(f - _cross(p1, omega), axis=1))
             omega = _rotation_only(p1, f, weights)
-    translational = f - _cross(p1, omega)
-    parallax = float(np.median(np.linalg.norm(translational, axis=1)))
+    parallax = _parallax(p1, f - _cross(p1, omega))
     if parallax < _MIN_PARALLAX_RAD:
         inliers = float(np.mean(weights > 0.5))
         return MotionFit(omega, None, parallax, inliers)
@@ -149,7 +161,7 @@ def fit_motion(p1: np.ndarray, p2: np.ndarray, prior_weights: np.ndarray | None 
     away = -(direction[None, :] - (p1 @ direction)[:, None] * p1)
     if float(np.sum(weights * (translational * away).sum(axis=1))) < 0:
         direction = -direction
-    parallax = float(np.median(np.linalg.norm(translational, axis=1)))
+    parallax = _parallax(p1, translational)
     return MotionFit(omega, direction, parallax, float(np.mean(weights > 0.5 * prior.max())))
 
 
@@ -372,7 +384,7 @@ class EgoMotion:
         along that direction over the ground points below -20 deg."""
         if fit.translation is None:
             return 0.0
-        ground = p1[:, 1] < np.sin(np.radians(-20.0))
+        ground = p1[:, 1] < _GROUND_Y
         if ground.sum() < 8:
             return 0.0
         p, t = p1[ground], fit.translation
