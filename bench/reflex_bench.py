@@ -19,7 +19,10 @@ Quality, on `suite_specs(N, seed)` clips (every other one with a turning wearer)
   per clip in walking suites while the tier assumes its configured one.
 
 Conditions (issue 12): `--wearer standing|turning|walking|mixed` and `--fps`; `--mp4` scores what
-the tier reads after an mp4 round trip (encode + decode), not the raw renders.
+the tier reads after an mp4 round trip (encode + decode), not the raw renders; `--photo-world` uses
+the real blender-data photographs as worlds; `--exposure-step` puts a +-20 % auto-exposure step 1-2 s
+before each approach's alert is due; `--clutter` times a cluttered real world (a photograph and real
+pedestrians from vtest.avi, see `real_movers`). Recall is also given with the 1.0 s lead asked at 10/15 fps.
 
 Tracks are matched to actors per frame by Hungarian matching on angle-box IoU; a thrown ball
 (flight < 1 s) cannot give a 1.5 s lead and is reported apart from approaches.
