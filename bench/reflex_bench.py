@@ -19,7 +19,10 @@ Quality, on `suite_specs(N, seed)` clips (every other one with a turning wearer)
   per clip in walking suites while the tier assumes its configured one.
 
 Conditions (issue 12): `--wearer standing|turning|walking|mixed` and `--fps`; `--mp4` scores what
-the tier reads after an mp4 round trip (encode + decode), not the raw renders.
+the tier reads after an mp4 round trip (encode + decode), not the raw renders; `--photo-world` uses
+the real blender-data photographs as worlds; `--exposure-step` puts a +-20 % auto-exposure step 1-2 s
+before each approach's alert is due; `--clutter` times a cluttered real world (a photograph and real
+pedestrians from vtest.avi, see `real_movers`). Recall is also given with the 1.0 s lead asked at 10/15 fps.
 
 Tracks are matched to actors per frame by Hungarian matching on angle-box IoU; a thrown ball
 (flight < 1 s) cannot give a 1.5 s lead and is reported apart from approaches.
@@ -38,8 +41,10 @@ import typer
 
 from vigil360.bench.cli import bench_app
 
+# The same criterion places the generator's exposure steps (`synthetic.render`; a test keeps them equal).
 APPROACH_RADIUS_M = 1.5
 LEAD_S = 1.5
+SHORT_LEAD_S = 1.0  # the lead asked of 10 and 15 fps (issue 12)
 _MIN_MATCH_IOU = 0.05
 _UNEXPLAINED_FRAMES = 5
 
@@ -204,10 +209,11 @@ def _mp4_frames(spec):
             capture.release()
 
 
-def run_clip(spec, settings, iou_every: int = 3, mp4: bool = False
+def run_clip(spec, settings, iou_every: int = 3, mp4: bool = False, clutter: bool = False
              ) -> tuple[ClipResult, list[dict[str, float]], list[float]]:
-    """Run the tier over one streamed clip (with `mp4`, after an mp4 round trip); returns its figures,
-    per-frame stage timings and per-frame total milliseconds."""
+    """Run the tier over one streamed clip (with `mp4`, after an mp4 round trip; with `clutter`, real
+    pedestrians of vtest.avi pasted in, see `real_movers`); returns its figures, per-frame stage timings
+    and per-frame total milliseconds."""
     from vigil360 import masks
     from vigil360.bench.synthetic import ground_truth, iter_frames
     from vigil360.edge.reflex import ReflexPerception
@@ -218,7 +224,13 @@ def run_clip(spec, settings, iou_every: int = 3, mp4: bool = False
     frames: list[list[FrameTrack]] = []
     stage_ms: list[dict[str, float]] = []
     total_ms: list[float] = []
-    for index, image in enumerate(_mp4_frames(spec) if mp4 else iter_frames(spec)):
+    images = _mp4_frames(spec) if mp4 else iter_frames(spec)
+    if clutter:
+        from vigil360.bench.real_movers import paste_movers, plaza_windows
+
+        windows = plaza_windows(spec.width, spec.height, spec.duration_s)
+        images = paste_movers(images, scenario.wearer_yaw, spec.fps, windows)
+    for index, image in enumerate(images):
         start = time.perf_counter()
         tracks = tier.process(image, index / spec.fps)
         total_ms.append((time.perf_counter() - start) * 1e3)
@@ -253,6 +265,7 @@ class Summary:
     approaches: int
     recall: float | None
     recall_any: float | None
+    recall_short_lead: float | None  # with at least SHORT_LEAD_S
     lead_s_median: float | None
     thrown_flagged: str
     bystander_flag_rate: float | None
@@ -311,6 +324,7 @@ def summarise(results: list[ClipResult], speed_stage_ms: list[dict[str, float]],
         approaches=len(approaches),
         recall=_ratio(sum(lead >= LEAD_S for lead in leads), len(approaches)),
         recall_any=_ratio(len(leads), len(approaches)),
+        recall_short_lead=_ratio(sum(lead >= SHORT_LEAD_S for lead in leads), len(approaches)),
         lead_s_median=float(np.median(leads)) if leads else None,
         thrown_flagged=f"{sum(row['lead_s'] is not None for row in thrown)}/{len(thrown)}",
         bystander_flag_rate=_ratio(sum(r.bystander_flagged for r in with_bystanders), len(with_bystanders)),
@@ -347,8 +361,8 @@ def print_summary(summary: Summary) -> None:
           f"{summary.fps:.1f} FPS ({summary.speed_entities} moving entities, {summary.speed_wearer} wearer)")
     print(f"quality over {summary.scenarios} clips (seed {summary.seed}):")
     print(f"  alert recall (>= {LEAD_S} s before within {APPROACH_RADIUS_M} m): {_fmt(summary.recall)} "
-          f"of {summary.approaches} approaches; alerted at all before: {_fmt(summary.recall_any)}; "
-          f"median lead {_fmt(summary.lead_s_median)} s")
+          f"of {summary.approaches} approaches; with >= {SHORT_LEAD_S} s: {_fmt(summary.recall_short_lead)}; "
+          f"alerted at all before: {_fmt(summary.recall_any)}; median lead {_fmt(summary.lead_s_median)} s")
     print(f"  thrown objects flagged before contact: {summary.thrown_flagged}")
     print(f"  bystander flag rate: {_fmt(summary.bystander_flag_rate)} of clips with bystanders; "
           f"unexplained flags (static scene): {summary.unexplained_flag_rate:.2f} of clips")
@@ -379,6 +393,13 @@ def reflex_command(
     static_clips: int = typer.Option(0, "--static-clips", min=0, help="extra clips with no movers at all: false "
                                                                       "alerts per 10 minutes"),
     mp4: bool = typer.Option(False, "--mp4", help="score frames after an mp4 round trip (slower)"),
+    photo_world: bool = typer.Option(False, "--photo-world", help="real photographs (the 8 blender-data HDRIs, "
+                                                                  "in turn) as the clips' worlds"),
+    clutter: bool = typer.Option(False, "--clutter", help="speed clip on a cluttered real world: a real photograph "
+                                                          "as the world and three windows of real pedestrians "
+                                                          "(vtest.avi) round the horizon"),
+    exposure_step: bool = typer.Option(False, "--exposure-step", help="a +-20 %% auto-exposure step 1-2 s before "
+                                                                      "each approach's alert is due"),
 ) -> None:
     """Speed (per-stage ms, FPS) and quality (recall, lead, bystanders, direction, IoU, seam)."""
     import cv2
@@ -395,6 +416,9 @@ def reflex_command(
 
     if wearer is not None and wearer not in WEARER_MODES:
         raise UserError(f"--wearer must be one of {', '.join(WEARER_MODES)}, got {wearer!r}")
+    if clutter and (speed_seconds == 0 or wearer in ("walking", "mixed")):
+        raise UserError("--clutter is a speed clip of a standing, turning wearer: give --speed-seconds > 0 and "
+                        "no walking --wearer (the pasted windows do not tilt or show parallax)")
     cv2.setNumThreads(2)
     settings = Settings.from_file(settings_file) if settings_file else Settings()
     height = width // 2
@@ -406,8 +430,8 @@ def reflex_command(
         walking = wearer in ("walking", "mixed")
         spec = ScenarioSpec(kind="lookalikes", seed=seed, width=width, height=height, duration_s=speed_seconds,
                             turning_deg_s=0.0 if walking else 15.0, bystanders=3, fps=fps,
-                            wearer="walking" if walking else "standing")
-        _, stage_ms, total_ms = run_clip(spec, settings, iou_every=10**9)
+                            wearer="walking" if walking else "standing", backdrop="city" if clutter else None)
+        _, stage_ms, total_ms = run_clip(spec, settings, iou_every=10**9, clutter=clutter)
         from vigil360.bench.synthetic import ground_truth
 
         speed_entities = len(ground_truth(spec)[1].actors)
@@ -416,11 +440,16 @@ def reflex_command(
         stage_ms, total_ms = stage_ms[warm:], total_ms[warm:]
     results = []
     specs = suite_specs(scenarios, seed, width=width, height=height, duration_s=duration, fps=fps,
-                        wearer=wearer)  # type: ignore[arg-type]
+                        wearer=wearer, exposure_step=exposure_step)  # type: ignore[arg-type]
     # Static worlds: the same conditions, nobody in them.
     specs += [spec.model_copy(update={"kind": "bystander", "bystanders": 0})
               for spec in suite_specs(static_clips, seed + 1000, width=width, height=height, duration_s=duration,
                                       fps=fps, wearer=wearer)]  # type: ignore[arg-type]
+    if photo_world:
+        from vigil360.bench.real_imagery import HDRI_NAMES
+
+        specs = [spec.model_copy(update={"backdrop": HDRI_NAMES[index % len(HDRI_NAMES)]})
+                 for index, spec in enumerate(specs)]
     for spec in tqdm(specs, desc="reflex clips", unit="clip"):
         result, clip_stage_ms, clip_total_ms = run_clip(spec, settings, mp4=mp4)
         results.append(result)
@@ -428,9 +457,13 @@ def reflex_command(
             stage_ms += clip_stage_ms
             total_ms += clip_total_ms
     condition = (f"wearer {wearer or 'standing/turning (alternate clips)'}, {fps:g} fps"
-                 f"{', mp4 round trip' if mp4 else ''}")
+                 f"{', mp4 round trip' if mp4 else ''}"
+                 f"{', real-photograph worlds (blender-data HDRIs)' if photo_world else ''}"
+                 f"{', +-20 % exposure step 1-2 s before each alert is due' if exposure_step else ''}")
     summary = summarise(results, stage_ms, total_ms, speed_entities, f"{width}x{height}", seed, condition)
     summary.speed_wearer = "walking" if wearer in ("walking", "mixed") else "turning"
+    if clutter:
+        summary.speed_wearer += ", cluttered real world (city photograph, 3 windows of vtest.avi pedestrians)"
     print_summary(summary)
     if out is not None:
         payload = {"summary": asdict(summary), "clips": [asdict(r) for r in results]}

@@ -9,6 +9,7 @@ masks tilt with the pixels).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -23,16 +24,22 @@ def camera_rotation(pitch_deg: float, roll_deg: float) -> np.ndarray:
     return pitch @ roll
 
 
-def rotation_maps(width: int, height: int, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cv2.remap maps that show, at each output pixel, what the source frame shows in direction
-    `rotation @ d` (d: the output pixel's direction). Pixel (col, row) is at yaw = (col - W/2) 2pi/W,
-    pitch = (H/2 - row) pi/H, the renderer's convention, so the identity maps every pixel to itself."""
+@lru_cache(maxsize=4)
+def _pixel_directions(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     f32 = np.float32
     yaw = (np.arange(width, dtype=f32) - f32(width / 2.0)) * f32(2 * np.pi / width)
     pitch = (f32(height / 2.0) - np.arange(height, dtype=f32)) * f32(np.pi / height)
     cp, sp = np.cos(pitch)[:, None], np.sin(pitch)[:, None]
     sy, cy = np.sin(yaw)[None, :], np.cos(yaw)[None, :]
-    x, y, z = cp * sy, np.broadcast_to(sp, (height, width)), cp * cy
+    return cp * sy, np.ascontiguousarray(np.broadcast_to(sp, (height, width))), cp * cy
+
+
+def rotation_maps(width: int, height: int, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps that show, at each output pixel, what the source frame shows in direction
+    `rotation @ d` (d: the output pixel's direction). Pixel (col, row) is at yaw = (col - W/2) 2pi/W,
+    pitch = (H/2 - row) pi/H, the renderer's convention, so the identity maps every pixel to itself."""
+    f32 = np.float32
+    x, y, z = _pixel_directions(width, height)
     m = rotation.astype(f32)
     rx = m[0, 0] * x + m[0, 1] * y + m[0, 2] * z
     ry = m[1, 0] * x + m[1, 1] * y + m[1, 2] * z
@@ -44,10 +51,9 @@ def rotation_maps(width: int, height: int, rotation: np.ndarray) -> tuple[np.nda
 
 def rotate_equirect(image: np.ndarray, rotation: np.ndarray, nearest: bool = False,
                     maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """`image` seen by the rotated camera; `maps`: `rotation_maps` already computed for this rotation and size
-    (a frame and its label map share them, and at 1920 px they cost as much as the remap itself)."""
+    """`image` turned by `rotation`; `maps` (from `rotation_maps`) when several images turn alike."""
     height, width = image.shape[:2]
-    map_x, map_y = maps if maps is not None else rotation_maps(width, height, rotation)
+    map_x, map_y = rotation_maps(width, height, rotation) if maps is None else maps
     return cv2.remap(image, map_x, map_y, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_WRAP)
 
@@ -80,6 +86,17 @@ class Exposure:
             t += float(rng.uniform(3.0, 6.0))
         return cls(float(rng.uniform(0.03, 0.07)), float(rng.uniform(5.0, 9.0)), float(rng.uniform(0, 2 * np.pi)),
                    tuple(times), tuple(gains))
+
+    def with_step(self, when: float, step: float) -> Exposure:
+        """The same exposure with one more step at `when`."""
+        order = np.argsort([*self.step_times, when], kind="stable")
+        times, gains = [*self.step_times, when], [*self.step_gains, step]
+        return Exposure(self.drift_amp, self.drift_period_s, self.drift_phase, tuple(float(times[i]) for i in order),
+                        tuple(float(gains[i]) for i in order))
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.drift_amp == 0.0 and not self.step_times
 
     def gain(self, t: float) -> float:
         value = 1.0 + self.drift_amp * np.sin(2 * np.pi * t / self.drift_period_s + self.drift_phase)

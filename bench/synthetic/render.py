@@ -26,6 +26,10 @@ from vigil360.bench.synthetic.world import Courtyard, background
 from vigil360.edge.geometry import mask_to_anglebox, sector, wrap_yaw
 from vigil360.schema import RLE, AnomalyInterval, Entity, Video, VideoRecord
 
+# The wearer needs a warning this long before anything of an anomaly is this close (the recall criterion
+# of `vigil360 bench reflex`; an exposure step can be placed relative to it).
+APPROACH_RADIUS_M = 1.5
+ALERT_LEAD_S = 1.5
 _NOISE_BANK = 4  # pre-drawn noise frames, cycled in a seeded order (drawing per frame is too slow)
 _SHADE_BANDS = 16
 _CLOTH_TEXELS = 64  # cloth texture tile (texels), at _CLOTH_PER_M texels per metre of billboard
@@ -42,6 +46,14 @@ class _Placement:
     cam_h: float  # camera height above the ground this frame
 
 
+def _photograph(name: str, width: int) -> np.ndarray:
+    """A real photograph as the world, resampled to the frame's width (it is 1024 px wide: at 1920 px it is
+    upsampled, softer than a real 1920-px camera would see)."""
+    from vigil360.bench.real_imagery import load_hdri
+
+    return load_hdri(name, width)
+
+
 class _Renderer:
     def __init__(self, spec: ScenarioSpec) -> None:
         self.spec = spec
@@ -56,7 +68,14 @@ class _Renderer:
         self.wearer = WearerMotion.draw(spec.wearer, extra, spec.camera_height_m, self.event_s, spec.duration_s,
                                         spec.turning_deg_s, spec.walk_speed_mps)
         self.street = Street.draw(extra) if spec.street else None
+        if self.street is not None and spec.backdrop is not None:
+            self.street.backdrop = _photograph(spec.backdrop, spec.width)
         self.exposure = Exposure.draw(extra, spec.duration_s) if spec.exposure == "auto" else Exposure.fixed()
+        if spec.exposure_step_before_alert_s is not None:
+            due = self.alert_due_s()
+            if due is not None:
+                self.exposure = self.exposure.with_step(due - spec.exposure_step_before_alert_s,
+                                                        spec.exposure_step_gain)
         self.cloth = (1.0 + 0.12 * np.clip(pink_noise((_CLOTH_TEXELS, _CLOTH_TEXELS), extra), -2.5, 2.5)).astype(
             np.float32)
         self._background: np.ndarray | None = None
@@ -66,6 +85,16 @@ class _Renderer:
         pitch = (self.height / 2.0 - np.arange(self.height)) * (np.pi / self.height)
         self.row_tan = np.tan(np.clip(pitch, -np.pi / 2 + 1e-6, np.pi / 2 - 1e-6)).astype(np.float32)
 
+    def alert_due_s(self) -> float | None:
+        """When an alert about the first approach is due: `ALERT_LEAD_S` before an actor of the anomaly
+        first comes within `APPROACH_RADIUS_M` (the bench's recall criterion); None without an approach."""
+        for index in range(self.spec.num_frames):
+            t = index / self.spec.fps
+            if any(not place.actor.is_distractor and place.distance <= APPROACH_RADIUS_M
+                   for place in self.placements(t)):
+                return t - ALERT_LEAD_S
+        return None
+
     def wearer_yaw(self, t: float) -> float:
         return self.wearer.pose(t).yaw
 
@@ -74,7 +103,10 @@ class _Renderer:
             return
         if self.street is None:
             # Stored twice side by side so any yaw rotation is one slice, with no wrap-around copy.
-            panorama = background(self.width, self.height, self.cam_h, self.yard, self._rng)
+            if self.spec.backdrop is None:
+                panorama = background(self.width, self.height, self.cam_h, self.yard, self._rng)
+            else:
+                panorama = _photograph(self.spec.backdrop, self.width)
             self._background = np.concatenate([panorama, panorama], axis=1)
         self._noise = []
         if self.spec.noise_sigma > 0:
@@ -200,7 +232,7 @@ class _Renderer:
             # Motion blur: the mean of the scene at the start and the end of the exposure.
             earlier, _, _ = self._compose(t - self.spec.shutter_s, True)
             image = cv2.addWeighted(image, 0.5, earlier, 0.5, 0.0)
-        if image is not None and self.spec.exposure != "fixed":
+        if image is not None and not self.exposure.is_fixed:
             image = cv2.convertScaleAbs(image, alpha=self.exposure.gain(t))
         if image is not None and self._noise:
             plus, minus = self._noise[(index * 7 + self.spec.seed) % len(self._noise)]

@@ -62,14 +62,29 @@ class ScenarioSpec(_Strict):
     world: Literal["courtyard", "street"] | None = Field(
         None, description="courtyard (one panorama, no parallax) or street (ray cast per frame from the walking "
                           "camera: facades, parked cars); None: street when the wearer walks")
+    backdrop: str | None = Field(
+        None, description="a real photograph (Debian blender-data HDRI: city, courtyard, forest, interior, night, "
+                          "studio, sunrise, sunset) as the world. Standing or turning: the whole panorama. Walking: "
+                          "the street keeps its paving and parked cars near the wearer, and the photograph is all "
+                          "that is beyond 30 m; a photograph has no parallax, so it can only stand for what is far")
     exposure: Literal["fixed", "auto"] = Field(
         "fixed", description="auto: slow gain drift plus sudden auto-exposure steps of +-10-25 %")
     shutter_s: float = Field(0.0, ge=0, le=0.05, description="exposure time for motion blur (0: none)")
+    exposure_step_before_alert_s: float | None = Field(
+        None, ge=0, le=10, description="one auto-exposure step (`exposure_step_gain`) this many seconds before "
+                                       "the alert is due (1.5 s before the first actor of the anomaly is within "
+                                       "1.5 m); None: no such step. Clips without an approach get none")
+    exposure_step_gain: float = Field(1.2, gt=0.5, lt=2.0, description="gain of that step (1.2: +20 %)")
 
     @model_validator(mode="after")
     def _equirect(self) -> ScenarioSpec:
         if self.width != 2 * self.height:
             raise ValueError(f"equirectangular frames are 2:1; got {self.width}x{self.height}")
+        if self.backdrop is not None:
+            from vigil360.bench.real_imagery import HDRI_NAMES
+
+            if self.backdrop not in HDRI_NAMES:
+                raise ValueError(f"backdrop must be one of {', '.join(HDRI_NAMES)}, got {self.backdrop!r}")
         if self.world == "courtyard" and self.wearer in ("walking", "mixed"):
             raise ValueError("a walking wearer needs world 'street' (the courtyard panorama has no parallax)")
         return self

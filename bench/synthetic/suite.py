@@ -130,6 +130,7 @@ def suite_specs(
     fps: float = 30.0,
     duration_s: float = 10.0,
     wearer: WearerMode | None = None,
+    exposure_step: bool = False,
 ) -> list[ScenarioSpec]:
     """`n` specs cycling through `kinds`; approaches from behind cross the seam in the first pass
     through `kinds` (then alternate).
@@ -139,6 +140,8 @@ def suite_specs(
     the camera's true height is drawn from 0.9-1.8 m (the tier keeps assuming its configured height, as a
     real user who never measured it would), and auto-exposure drifts and steps.
     Clip seeds are drawn from `seed`; the video ids carry them, so suites rarely share a clip.
+    `exposure_step`: every clip with an approach gets a +-20 % auto-exposure step 1-2 s before the alert
+    is due (drawn from a stream of its own, so the clips are otherwise the same as without it).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -161,6 +164,10 @@ def suite_specs(
         extra: dict[str, object] = {}
         if walking:
             extra = {"camera_height_m": round(float(rng.uniform(0.9, 1.8)), 3), "exposure": "auto"}
+        if exposure_step:
+            step_rng = np.random.default_rng([clip_seed, 2])
+            extra["exposure_step_before_alert_s"] = round(float(step_rng.uniform(1.0, 2.0)), 3)
+            extra["exposure_step_gain"] = float(step_rng.choice([0.8, 1.2]))
         specs.append(
             ScenarioSpec(
                 kind=kind,

@@ -36,6 +36,8 @@ _RECONSTRUCT_PX = 8
 # upright entity of at least `_UPRIGHT_M` and their ranges differ by more than `_RANGE_RATIO`; a
 # hand or bag split off someone near has a low point but not an upright height at the range it implies.
 _RANGE_RATIO = 1.5
+# A channel at or above this is clipped by the sensor: its true brightness is unknown.
+_CLIPPED = 250
 _UPRIGHT_M = 1.0
 
 
@@ -163,7 +165,7 @@ class MotionProposer:
         stabilised = cv2.GaussianBlur(wrap_pad(stabilised, 1), (3, 3), self.blur_sigma)[:, 1:-1]
         dt = 0.0 if self._last_time is None else time_s - self._last_time
         self._last_time = time_s
-        stabilised = self._level_exposure(stabilised, dt)
+        stabilised = self._level_exposure(stabilised)
         if self._seeded_at is None:
             self._bootstrap(stabilised, time_s)
             return []
@@ -271,23 +273,30 @@ class MotionProposer:
             self._buffer = []
             self._seeded_at = time_s
 
-    def _level_exposure(self, stabilised: np.ndarray, dt: float) -> np.ndarray:
-        """Undo auto-exposure: scale the frame so its median brightness matches a reference that
-        follows the scene only as slowly as the background model itself learns (`bg_history_s`).
+    def _level_exposure(self, stabilised: np.ndarray) -> np.ndarray:
+        """Undo auto-exposure: scale the frame so its median brightness matches the one the background
+        model was seeded at.
 
         A camera re-metering changes every pixel by about the same factor within a frame or two; to a
-        background model that is the whole frame in the foreground for seconds. Movers are a small
-        part of the frame, so the median hardly sees them."""
+        background model that is the whole frame in the foreground for seconds. Movers are a small part
+        of the sphere, so the median hardly sees them, and turning does not change a 360-degree median.
+        The reference stays fixed: one that eased toward the new level after a step made the levelled
+        frame drift for seconds, and the slowly learning model lagged it into slowly growing regions
+        that read as looming. Pixels clipped in a brighter frame carry no brightness to level (a sky at
+        235 clips at 255, levelled to 212 after a +20 % step): the model's own background stands in."""
         level = float(np.median(stabilised[::4, ::4])) + 1.0
         if self._reference_level is None:
             self._reference_level = level
             return stabilised
         gain = self._reference_level / level
-        follow = min(dt / self.config.bg_history_s, 1.0)
-        self._reference_level += follow * (level - self._reference_level)
         if abs(gain - 1.0) < 0.01:
             return stabilised
-        return cv2.convertScaleAbs(stabilised, alpha=gain)
+        levelled = cv2.convertScaleAbs(stabilised, alpha=gain)
+        if gain < 1.0 and self.seeded:
+            clipped = stabilised.max(axis=2) >= _CLIPPED
+            if clipped.any():
+                np.copyto(levelled, self.subtractor.getBackgroundImage(), where=clipped[..., None])
+        return levelled
 
     def _region(self, mask: np.ndarray, area: float) -> Region | None:
         box = mask_to_anglebox(mask)

@@ -112,3 +112,62 @@ def test_frame_rates_keep_time(fps: float) -> None:
     zs = [pose[1] for pose in scenario.wearer_pose]
     assert (zs[-1] - zs[0]) / ((scenario.num_frames - 1) / fps) == pytest.approx(
         (zs[1] - zs[0]) * fps, rel=0.2)
+
+
+def test_an_exposure_step_lands_the_asked_time_before_the_alert_is_due() -> None:
+    from vigil360.bench.reflex_bench import APPROACH_RADIUS_M, LEAD_S
+    from vigil360.bench.synthetic.render import ALERT_LEAD_S, _Renderer
+    from vigil360.bench.synthetic.render import APPROACH_RADIUS_M as RENDER_RADIUS_M
+
+    assert (ALERT_LEAD_S, RENDER_RADIUS_M) == (LEAD_S, APPROACH_RADIUS_M)  # one criterion, bench and generator
+    spec = ScenarioSpec(kind="stealing", seed=4, exposure_step_before_alert_s=1.5, exposure_step_gain=0.8,
+                        **{**SMALL, "duration_s": 10.0})
+    _, scenario = ground_truth(spec)
+    within = min(actor.first_frame_within(APPROACH_RADIUS_M) for actor in scenario.actors
+                 if not actor.is_distractor and actor.first_frame_within(APPROACH_RADIUS_M) is not None)
+    renderer = _Renderer(spec)
+    step = within / spec.fps - LEAD_S - 1.5
+    assert renderer.exposure.step_times == pytest.approx((step,), abs=1.0 / spec.fps)
+    # The whole frame darkens by a fifth across the step (noise off, so only the gain differs).
+    quiet = spec.model_copy(update={"noise_sigma": 0.0})
+    frames = render(quiet).frames
+    before, after = (frames[int(round(t * spec.fps))].astype(float) for t in (step - 0.1, step + 0.3))
+    bright = before > 40
+    assert np.median(after[bright] / before[bright]) == pytest.approx(0.8, abs=0.03)
+
+
+def test_suites_put_exposure_steps_only_where_asked() -> None:
+    plain = suite_specs(6, seed=9, width=240, height=120)
+    stepped = suite_specs(6, seed=9, width=240, height=120, exposure_step=True)
+    assert all(spec.exposure_step_before_alert_s is None for spec in plain)
+    assert all(1.0 <= spec.exposure_step_before_alert_s <= 2.0 for spec in stepped)
+    assert {spec.exposure_step_gain for spec in stepped} <= {0.8, 1.2}
+    # Otherwise the same clips.
+    assert [s.model_copy(update={"exposure_step_before_alert_s": None, "exposure_step_gain": 1.2}) for s in stepped] \
+        == plain
+
+
+def test_a_backdrop_must_be_a_known_photograph() -> None:
+    with pytest.raises(ValueError, match="backdrop"):
+        ScenarioSpec(kind="bystander", backdrop="moon", **SMALL)
+
+
+def test_a_photograph_backdrop_has_no_parallax_but_the_street_near_the_wearer_has() -> None:
+    """Walking on a photo world: above the horizon the frame is the photograph and a step forward does not
+    move it; the paving near the feet does move."""
+    from vigil360.bench.real_imagery import RealImageryUnavailable, load_hdri
+    from vigil360.bench.synthetic.street import Street
+
+    try:
+        photo = load_hdri("city", 240)
+    except RealImageryUnavailable as error:
+        pytest.skip(f"real photographs unavailable: {error}")
+    street = Street.draw(np.random.default_rng(3))
+    street.backdrop = photo
+    here = street.render(240, 120, 0.0, 0.0, 1.5, 0.0).astype(float)
+    ahead = street.render(240, 120, 0.0, 0.3, 1.5, 0.0).astype(float)
+    sky = slice(0, 55)  # pitch above +7.5 deg: nothing of the street reaches there without facades
+    assert np.abs(here[sky] - photo[sky]).mean() < 2.0
+    assert np.abs(ahead[sky] - here[sky]).mean() < 0.5
+    feet = slice(90, 110)
+    assert np.abs(ahead[feet] - here[feet]).mean() > 5.0

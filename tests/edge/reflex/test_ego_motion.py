@@ -153,3 +153,25 @@ def test_movers_over_a_third_of_the_horizon_band_do_not_drag_the_rotation(photog
     step = ego.update(after)
     assert step is not None
     assert np.degrees(step.fit.omega) == pytest.approx(omega, abs=0.3)
+
+
+@pytest.mark.parametrize("name", ["forest", "city"])
+def test_a_walk_is_seen_where_only_the_ground_is_near(name: str) -> None:
+    """An open square: paving out to 30 m, everything else a real photograph at infinity (no parallax).
+    Most textured points are far, so their median flow is a pure rotation; the ground alone shows the walk."""
+    from vigil360.bench.real_imagery import RealImageryUnavailable, load_hdri
+
+    try:
+        photo = load_hdri(name, W)
+    except RealImageryUnavailable as error:
+        pytest.skip(f"real photographs unavailable: {error}")
+    street = Street.draw(np.random.default_rng(4))
+    street.backdrop = photo
+    before = street.render(W, H, 0.0, 0.0, 1.5, 0.0)
+    after = _camera_turned(street.render(W, H, 0.0, 0.15, 1.5, 0.0), (0.3, -0.4, 0.2))
+    ego = EgoMotion(W, H, camera_height_m=1.5)
+    ego.update(_grey(before))
+    step = ego.update(_grey(after))
+    assert step is not None and step.fit.translation is not None
+    assert np.degrees(np.arccos(np.clip(step.fit.translation[2], -1, 1))) < 10.0
+    assert step.metres_per_step == pytest.approx(0.15, rel=0.25)
