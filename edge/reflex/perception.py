@@ -32,7 +32,7 @@ from vigil360.edge.reflex.ego import EgoRotation
 from vigil360.edge.reflex.ego_motion import EgoMotion, EgoStep
 from vigil360.edge.reflex.imu import GyroTrack
 from vigil360.edge.reflex.motion import MotionProposer, Region
-from vigil360.edge.reflex.residual import ResidualForeground
+from vigil360.edge.reflex.residual import ResidualForeground, textured
 from vigil360.edge.reflex.risk import RiskAssessment, assess
 from vigil360.edge.reflex.tracker import AngleTracker, Track
 from vigil360.schema import RLE, AngleBox
@@ -189,7 +189,8 @@ class ReflexPerception:
         if self.walking:
             self.ego.update(gray)  # kept current, for when the wearer stops
             residual = None if step is None else step.residual
-            regions = [] if residual is None else self.motion.regions(self.residual.update(residual, near_foci))
+            regions = ([] if residual is None else
+                       self.motion.regions(self.residual.update(residual, near_foci, textured(gray))))
         else:
             # The background model needs the world where it was: a standing head still nods and sways
             # by a degree or more, which is hundreds of spurious regions on textured scenes.
