@@ -313,7 +313,7 @@ class ReflexPerception:
 
     def _risk(self, track: Track) -> tuple[Distance, RiskAssessment]:
         return track.last.distance, assess(track.window(self.config.history_s), self.config, track.farthest_m,
-                                             self.pitch_sigma_deg)
+                                             self.pitch_sigma_deg, drop_lost_contacts=not self.walking)
 
     def _remember(self, track: Track) -> _TrackMemory:
         if track.track_id not in self._memory:
