@@ -243,7 +243,7 @@ class ReflexPerception:
         return results
 
     def _near_foci(self, frame: np.ndarray, step: EgoStep | None, timestamp_s: float) -> np.ndarray | None:
-        """Movers behind a walking wearer, from a long full-resolution pair (`cones`) whose motion is the chain
+        """Movers behind a walking wearer, from a long, finer pair (`cones`) whose motion is the chain
         of the last short-pair fits; None until there is one, or while not walking."""
         self.cones.remember(frame, timestamp_s)
         if step is not None:
