@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vigil360.edge.reflex.ego_motion import EgoStep, MotionFit, SphereFlowField, bearings, residual_motion
+from vigil360.edge.geometry import rotation
+from vigil360.edge.reflex.ego_motion import EgoStep, MotionFit, SphereFlowField, bearings, residual_motion, sample_maps
 
 # Least pair lag: a thief 7 m behind gaining at 1.2 m/s then moves their feet ~5 px at 1920 px; short enough
 # that the static flow off the focus stays within what dense flow follows once the ground's own flow is
@@ -101,12 +102,6 @@ def chain(steps: dict[float, EgoStep], now_s: float, lag_s: float = CONE_LAG_S) 
     if norm == 0.0:
         return None
     return LongPair(time_s, rotation, travel / norm, metres)
-
-
-def _rotation_about_vertical(yaw_rad: float) -> np.ndarray:
-    """Matrix taking a vector in camera axes into the axes of a view turned `yaw_rad` right."""
-    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
-    return np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
 
 
 class FocusCones:
@@ -204,16 +199,11 @@ class FocusCones:
         current = np.ascontiguousarray(later[top - self.row0:bottom - self.row0][:, cols])
         # The earlier frame seen with the later one's rotation: sample it at R v for each later-view bearing
         # v (the fit moves a far point's bearing from p1 to p2 = R^T p1).
-        turn = _rotation_about_vertical(view_yaw)  # window axes -> camera axes is its transpose
-        p = self._coarse_p  # window bearings, as if centred straight ahead
-        m = (pair.rotation @ turn.T).astype(np.float32)
-        x = m[0, 0] * p[..., 0] + m[0, 1] * p[..., 1] + m[0, 2] * p[..., 2]
-        y = m[1, 0] * p[..., 0] + m[1, 1] * p[..., 1] + m[1, 2] * p[..., 2]
-        z = m[2, 0] * p[..., 0] + m[2, 1] * p[..., 1] + m[2, 2] * p[..., 2]
+        turn = rotation(np.degrees(view_yaw), 0.0).T  # camera axes -> window axes; its transpose goes back
         w, h = self.full_width, self.full_height
-        # Pixel x sits at yaw (x - w/2) 2pi/w, as in `ego_motion.bearings`.
-        map_x = np.mod(np.arctan2(x, z) * np.float32(w / (2 * np.pi)) + np.float32(w / 2.0), np.float32(w))
-        map_y = np.float32(h / 2.0 - self.row0) - np.arcsin(np.clip(y, -1, 1)) * np.float32(h / np.pi)
+        # Window bearings (as if centred straight ahead) turned into the camera, then into the earlier frame.
+        map_x, map_y = sample_maps(self._coarse_p, pair.rotation @ turn.T, w, h)
+        map_y = map_y - np.float32(self.row0)  # the stored band starts at row0
         # Unwrapped about the window's own centre before interpolating, so the seam does not smear the map.
         map_x = np.mod(map_x - np.float32(centre - w / 2.0), np.float32(w)) + np.float32(centre - w / 2.0)
         map_x, map_y = self._fine(map_x), self._fine(map_y)

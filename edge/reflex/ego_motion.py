@@ -183,6 +183,19 @@ def flow_between(previous: np.ndarray, current: np.ndarray, dis: cv2.DISOpticalF
     return flow[:, pad:-pad]
 
 
+def sample_maps(p: np.ndarray, m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equirect pixel coordinates (x in [0, width), y) of the bearings `m @ p` (p: ... x 3 float32, m: 3 x 3):
+    cv2.remap maps that sample, at each bearing p, the frame where m turns it."""
+    m = np.asarray(m, np.float32)
+    x = m[0, 0] * p[..., 0] + m[0, 1] * p[..., 1] + m[0, 2] * p[..., 2]
+    y = m[1, 0] * p[..., 0] + m[1, 1] * p[..., 1] + m[1, 2] * p[..., 2]
+    z = m[2, 0] * p[..., 0] + m[2, 1] * p[..., 1] + m[2, 2] * p[..., 2]
+    # Pixel x sits at yaw (x - W/2) 2pi/W, as in `bearings`.
+    map_x = np.arctan2(x, z) * np.float32(width / (2 * np.pi)) + np.float32(width / 2.0)
+    map_y = np.float32(height / 2.0) - np.arcsin(np.clip(y, -1, 1)) * np.float32(height / np.pi)
+    return np.mod(map_x, np.float32(width)), map_y
+
+
 class SphereFlowField:
     """Per-pixel geometry of one working resolution, computed once: bearings, and the two linear maps
     from a small motion to pixel flow (rotation: f = p x w; unit-depth translation: f = -(I - p p^T) T),
@@ -227,14 +240,7 @@ class SphereFlowField:
         # takes a level bearing into the camera.
         pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
         roll = np.array([[np.cos(r), np.sin(r), 0], [-np.sin(r), np.cos(r), 0], [0, 0, 1]])
-        m = (pitch @ roll).T.astype(np.float32)
-        x, y, z = self.p[..., 0], self.p[..., 1], self.p[..., 2]
-        cx = m[0, 0] * x + m[0, 1] * y + m[0, 2] * z
-        cy = m[1, 0] * x + m[1, 1] * y + m[1, 2] * z
-        cz = m[2, 0] * x + m[2, 1] * y + m[2, 2] * z
-        map_x = np.arctan2(cx, cz) * np.float32(self.width / (2 * np.pi)) + np.float32(self.width / 2.0)
-        map_y = np.float32(self.height / 2.0) - np.arcsin(np.clip(cy, -1, 1)) * np.float32(self.height / np.pi)
-        return np.mod(map_x, np.float32(self.width)), map_y
+        return sample_maps(self.p, (pitch @ roll).T, self.width, self.height)
 
     def rotation_flow(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) pixel flow planes of a static world for the camera rotation omega."""
