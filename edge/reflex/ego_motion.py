@@ -46,6 +46,13 @@ _ROTATION_SHARE = 1.0  # of the rotational flow that counts toward the relative 
 # sway's own flow errors through on a static street)
 
 
+def min_eigenvalues(gray: np.ndarray) -> np.ndarray:
+    """Smaller eigenvalue of each pixel's 5x5 structure tensor: how well flow is constrained there. The fit
+    weighs its grid points by it and the walking residual gates texture-less pixels with it, so it is
+    computed once per frame."""
+    return cv2.cornerMinEigenVal(gray, 5)
+
+
 def bearings(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
     """Unit vectors (x right, y up, z ahead) of equirect pixel positions (geometry's convention)."""
     yaw = (np.asarray(x, np.float64) - width / 2.0) * (2 * np.pi / width)
@@ -206,6 +213,7 @@ class SphereFlowField:
                  cols: tuple[int, int] | None = None) -> None:
         self.width, self.height = width, height
         (r0, r1), (c0, c1) = rows or (0, height), cols or (0, width)
+        self.rows = (r0, r1)
         ys, xs = np.mgrid[r0:r1, c0:c1].astype(np.float64)
         p = bearings(xs, ys, width, height)
         self.p = p.astype(np.float32)  # H x W x 3
@@ -255,8 +263,9 @@ class SphereFlowField:
 class Residual:
     """Per-pixel flow the static world cannot explain (pixels per step), and the step's scale."""
 
-    magnitude: np.ndarray  # H x W float32, after the tolerance: > 0 means "moving"
+    magnitude: np.ndarray  # rows x W float32, after the tolerance: > 0 means "moving"
     metres_per_step: float | None  # camera travel, from the ground's flow and the camera height
+    first_row: int = 0  # the frame row of magnitude's first row (a field of some rows only)
 
 
 def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, camera_height_m: float,
@@ -265,13 +274,15 @@ def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, ca
     """How far each pixel's flow is from anything a static world could do, given the fitted motion, less
     a tolerance: `tolerance_px` for flow noise plus `relative_tolerance` of the flow the static world
     itself has there (dense flow errs in proportion to the flow: the paving under the wearer's feet
-    moves 5-10 px per step)."""
+    moves 5-10 px per step). `flow` and `field` cover the same rows of the frame."""
+    if flow.shape[:2] != field.p.shape[:2]:
+        raise ValueError(f"flow of shape {flow.shape[:2]} on a field of shape {field.p.shape[:2]}")
     rot_x, rot_y = field.rotation_flow(fit.omega)
     dx, dy = flow[..., 0] - rot_x, flow[..., 1] - rot_y
     rotation_size = cv2.magnitude(rot_x, rot_y)
     if fit.translation is None:
         tolerance = np.float32(tolerance_px) + np.float32(relative_tolerance) * rotation_size
-        return Residual(cv2.magnitude(dx, dy) - tolerance, 0.0)
+        return Residual(cv2.magnitude(dx, dy) - tolerance, 0.0, field.rows[0])
     ux, uy = field.translation_flow(fit.translation)  # static flow at 1 m depth for a 1 m step
     norm = cv2.magnitude(ux, uy) + np.float32(1e-6)
     ex, ey = ux / norm, uy / norm
@@ -281,7 +292,7 @@ def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, ca
     below = field.p[..., 1]
     ground_gain = np.maximum(-below, 0.0) * np.float32(1.0 / camera_height_m) * norm
     if scale is None:
-        rows = field.height // 2 + int(round(-min_ground_pitch_deg / 180.0 * field.height))
+        rows = max(0, field.height // 2 + int(round(-min_ground_pitch_deg / 180.0 * field.height)) - field.rows[0])
         ratios = along[rows:] / np.maximum(ground_gain[rows:], np.float32(1e-6))
         scale = max(float(np.median(ratios)), 0.0) if ratios.size else 0.0
     # A static point below the horizon is no farther than the ground behind it: it moves at least as
@@ -290,16 +301,17 @@ def residual_motion(flow: np.ndarray, fit: MotionFit, field: SphereFlowField, ca
     magnitude = np.maximum(np.maximum(across, -along), too_slow)
     # Dense flow errs in proportion to the flow itself (it smooths; the ground near the feet moves most).
     expected = np.float32(_ROTATION_SHARE) * rotation_size + np.float32(scale) * ground_gain
-    return Residual(magnitude - np.float32(tolerance_px) - np.float32(relative_tolerance) * expected, scale)
+    return Residual(magnitude - np.float32(tolerance_px) - np.float32(relative_tolerance) * expected, scale,
+                    field.rows[0])
 
 
 @dataclass(frozen=True)
 class EgoStep:
     """What the ego stage knows after one frame: the fit between this frame and an earlier one `dt_s`
-    before it, and the residual motion field of that pair."""
+    before it, and the dense flow of that pair (its residual: `EgoMotion.residual`)."""
 
     fit: MotionFit
-    residual: Residual | None  # None when only the fit was asked for (a standing wearer)
+    flow: np.ndarray | None  # H x W x 2 px; None when only the fit was asked for (a standing wearer)
     dt_s: float
     earlier_time_s: float
     metres_per_step: float = 0.0  # from the sparse ground points' flow and the camera height
@@ -322,13 +334,17 @@ class EgoMotion:
     flagged 1.47 s ahead."""
 
     def __init__(self, width: int, height: int, camera_height_m: float, lag_s: float = 0.15,
-                 grid_step: int = 10, max_abs_pitch_deg: float = 75.0) -> None:
+                 grid_step: int = 10, max_abs_pitch_deg: float = 75.0,
+                 residual_rows: tuple[int, int] | None = None) -> None:
+        """`residual_rows` (half-open): the rows the residual is wanted on (all by default); the per-pixel
+        tests cost in proportion to them."""
         if lag_s < 0:
             raise ValueError(f"lag_s must be >= 0, got {lag_s}")
         self.width, self.height = width, height
         self.camera_height_m = camera_height_m
         self.lag_s = lag_s
         self.field = SphereFlowField(width, height)
+        self.residual_field = self.field if residual_rows is None else SphereFlowField(width, height, residual_rows)
         # The fast preset (variational refinement on): the ultrafast one leaves 0.3 % of a static street
         # "moving" while walking (its flow on horizontal edges lags), the fast one none, for ~25 % more time.
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
@@ -338,8 +354,9 @@ class EgoMotion:
         cols = np.arange(grid_step // 2, width, grid_step)
         self.grid_y, self.grid_x = (a.ravel() for a in np.meshgrid(rows, cols, indexing="ij"))
         self.grid_p = self.field.p[self.grid_y, self.grid_x].astype(np.float64)
-        self._history: list[tuple[float, np.ndarray]] = []
+        self._history: list[tuple[float, np.ndarray, np.ndarray]] = []  # time, grey, `min_eigenvalues`
         self._scale = 0.0
+        self.min_eigen: np.ndarray | None = None  # `min_eigenvalues` of the last frame
 
     def reset(self) -> None:
         self._history = []
@@ -349,38 +366,49 @@ class EgoMotion:
         """Feed the next working-resolution grey frame; None until a frame `lag_s` older is known.
         Without a time, frames count as one second apart (the lag is then always one frame). With a
         `gyro` covering the pair, its integrated rotation replaces the fitted one. Without `dense`, no
-        dense flow and no residual: the sparse tracks alone give the fit and the speed (half the cost,
+        dense flow, so no residual: the sparse tracks alone give the fit and the speed (half the cost,
         all a standing or turning wearer needs)."""
         if gray.shape != (self.height, self.width):
             raise ValueError(f"ego-motion expects {self.height}x{self.width} grey frames, got {gray.shape}")
         if time_s is None:
             time_s = self._history[-1][0] + 1.0 if self._history else 0.0
-        earlier = [(t, g) for t, g in self._history if time_s - t >= self.lag_s * (1 - 1e-6)]
+        earlier = [item for item in self._history if time_s - item[0] >= self.lag_s * (1 - 1e-6)]
         # Keep what a longer lag may need later (the tier lengthens it while the wearer strolls).
         self._history = [item for item in self._history if time_s - item[0] < _MAX_LAG_S]
-        self._history.append((time_s, gray))
+        self.min_eigen = min_eigenvalues(gray)
+        self._history.append((time_s, gray, self.min_eigen))
         if not earlier:
             return None
-        then, previous = earlier[-1]
+        then, previous, previous_eigen = earlier[-1]
         matched = _matched(previous, gray)
         flow = flow_between(previous, matched, self.dis) if dense else None
         known = gyro.rotation_between(then, time_s) if gyro is not None and gyro.covers(then, time_s) else None
-        fit = self.fit_flow(previous, matched, flow, known)
-        residual = None if flow is None else residual_motion(flow, fit, self.field, self.camera_height_m,
-                                                             scale=self._scale)
-        return EgoStep(fit, residual, time_s - then, then, self._scale)
+        fit = self.fit_flow(previous, matched, flow, known, previous_eigen)
+        return EgoStep(fit, flow, time_s - then, then, self._scale)
+
+    def residual(self, step: EgoStep) -> Residual | None:
+        """The residual motion of a step's pair on the `residual_rows`; None without dense flow. Apart from
+        `update` so that the tier can start what needs only the fit (the window behind, `cones`) first."""
+        if step.flow is None:
+            return None
+        r0, r1 = self.residual_field.rows
+        return residual_motion(step.flow[r0:r1], step.fit, self.residual_field, self.camera_height_m,
+                               scale=step.metres_per_step)
 
     def fit_flow(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray | None,
-                 known_rotation: np.ndarray | None = None) -> MotionFit:
+                 known_rotation: np.ndarray | None = None, previous_eigen: np.ndarray | None = None) -> MotionFit:
         """Fit on sparse pyramidal Lucas-Kanade tracks of the textured grid points, seeded with the dense
         flow: DIS is smoothed and shrinks flows by 5-15 %, which would bias pitch and roll by as much;
-        LK refines each point to a fraction of a pixel."""
-        fit, self._scale = self._sparse_fit(previous, current, flow, known_rotation)
+        LK refines each point to a fraction of a pixel. `previous_eigen`: `min_eigenvalues(previous)`, if
+        already known."""
+        if previous_eigen is None:
+            previous_eigen = min_eigenvalues(previous)
+        fit, self._scale = self._sparse_fit(previous, current, flow, known_rotation, previous_eigen)
         return fit
 
     def _sparse_fit(self, previous: np.ndarray, current: np.ndarray, flow: np.ndarray | None,
-                    known_rotation: np.ndarray | None) -> tuple[MotionFit, float]:
-        strength = cv2.cornerMinEigenVal(previous, 5)[self.grid_y, self.grid_x]
+                    known_rotation: np.ndarray | None, previous_eigen: np.ndarray) -> tuple[MotionFit, float]:
+        strength = previous_eigen[self.grid_y, self.grid_x]
         weights = np.clip(strength / (np.percentile(strength, 75) + 1e-9), 0.0, 1.0)
         keep = np.flatnonzero(weights > 0.05)
         pad = _LK_PAD

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from concurrent import futures
 from dataclasses import dataclass, field
 
 import cv2
@@ -111,10 +112,11 @@ class ReflexPerception:
         self.work_width = min(self.config.work_width, width)
         self.work_height = self.work_width // 2
         self.ego = EgoRotation(self.work_width)
-        self.ego_motion = EgoMotion(self.work_width, self.work_height, self.settings.camera.height_m)
+        self.residual = ResidualForeground(self.work_width, self.work_height)
+        self.ego_motion = EgoMotion(self.work_width, self.work_height, self.settings.camera.height_m,
+                                    residual_rows=self.residual.rows)
         self.motion = MotionProposer(self.work_width, self.work_height, self.config, self.settings.camera.height_m,
                                      downscaled=self.work_width < width)
-        self.residual = ResidualForeground(self.work_width, self.work_height)
         # A finer window behind a walking wearer (`cones`): it needs whole working pixels. It reads at most
         # twice the working width: its dense flow stops at the working grid either way, and the per-pixel
         # tests on a 1920-px band cost ~3.5x those on a 960-px one (held-out walking figures were taken at 960).
@@ -126,6 +128,7 @@ class ReflexPerception:
             log.warning("reflex tier: %dx%d is not a whole multiple of the working width %d, so movers near the "
                         "focus of contraction of a walking wearer are found by the short pair only", width, height,
                         self.work_width)
+        self._worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflex-window")
         self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
@@ -183,14 +186,24 @@ class ReflexPerception:
         dense = self.speed_mps > _WALK_STOP_MPS
         step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=dense)
         self._update_pose(step, timestamp_s)
-        near_foci = self._near_foci(frame, step, timestamp_s) if dense and self.cones is not None else None
+        # The window behind needs only the fit: it runs beside the short pair's per-pixel tests (both are
+        # mostly OpenCV and numpy, which let go of the interpreter; on two cores this hides most of it).
+        window = (self._worker.submit(self._near_foci, frame, step, timestamp_s)
+                  if dense and self.cones is not None else None)
+        try:
+            residual = self.ego_motion.residual(step) if self.walking and step is not None else None
+            texture = None if residual is None else textured(self.ego_motion.min_eigen)
+            if self.walking:
+                self.ego.update(gray)  # kept current, for when the wearer stops
+            near_foci = None if window is None else window.result()
+        finally:
+            if window is not None:
+                futures.wait([window])  # never two frames' windows at once, whatever went wrong here
         t2 = clock()
         levelled = False
         if self.walking:
-            self.ego.update(gray)  # kept current, for when the wearer stops
-            residual = None if step is None else step.residual
-            regions = ([] if residual is None else
-                       self.motion.regions(self.residual.update(residual, near_foci, textured(gray))))
+            moving = None if residual is None else self.residual.update(residual, near_foci, texture)
+            regions = [] if moving is None else self.motion.regions(moving)
         else:
             # The background model needs the world where it was: a standing head still nods and sways
             # by a degree or more, which is hundreds of spurious regions on textured scenes.

@@ -17,7 +17,7 @@ import numpy as np
 
 from vigil360.edge.reflex.ego_motion import Residual
 
-# Smallest eigenvalue of the 5x5 structure tensor (cv2.cornerMinEigenVal on 8-bit grey) below which a pixel
+# Smallest eigenvalue of the 5x5 structure tensor (`ego_motion.min_eigenvalues` on 8-bit grey) below which a pixel
 # has no texture. Measured (BENCHMARKS.md, issue 12): clear and night skies of the blender-data photographs
 # read 1e-5-3e-5 (p90); real pedestrians of opencv-doc's vtest.avi at 1/8-1/4 size read >= 1.8e-3 at their
 # 10th percentile even 40 % darker, and 99.7-100 % of their pixels lie within the dilation of textured ones.
@@ -25,9 +25,10 @@ TEXTURE_MIN_EIG = 5e-5
 _TEXTURE_REACH_PX = 2  # a body's smooth interior counts when textured pixels lie this near
 
 
-def textured(gray: np.ndarray) -> np.ndarray:
-    """bool mask of pixels with texture within `_TEXTURE_REACH_PX` (flow there is constrained)."""
-    edges = (cv2.cornerMinEigenVal(gray, 5) > TEXTURE_MIN_EIG).astype(np.uint8)
+def textured(min_eigen: np.ndarray) -> np.ndarray:
+    """bool mask of pixels with texture within `_TEXTURE_REACH_PX` (flow there is constrained), from the
+    frame's `ego_motion.min_eigenvalues` (the ego stage has them already)."""
+    edges = (min_eigen > TEXTURE_MIN_EIG).astype(np.uint8)
     size = 2 * _TEXTURE_REACH_PX + 1
     return cv2.dilate(edges, np.ones((size, size), np.uint8)).astype(bool)
 
@@ -37,7 +38,8 @@ class ResidualForeground:
         self.width, self.height = width, height
         rows = np.arange(height)
         pitch = (height / 2.0 - rows) * 180.0 / height
-        self.band = ((pitch >= min_pitch_deg) & (pitch <= max_pitch_deg))[:, None]
+        inside = np.flatnonzero((pitch >= min_pitch_deg) & (pitch <= max_pitch_deg))
+        self.rows = (int(inside[0]), int(inside[-1]) + 1)  # the band: nothing outside it counts, nor is computed
         self._recent: list[np.ndarray] = []
 
     def reset(self) -> None:
@@ -48,14 +50,18 @@ class ResidualForeground:
         """uint8 mask (0 / 255) of pixels moving on their own, from this step's residual and `also` (a
         uint8 mask of pixels found moving some other way: the long pair near the foci, `cones`), where
         `texture` (bool, from `textured`) allows."""
-        if residual.magnitude.shape != (self.height, self.width):
-            raise ValueError(f"residual of shape {residual.magnitude.shape}, expected {(self.height, self.width)}")
-        moving = residual.magnitude > 0
+        r0, r1 = self.rows
+        first, rows = residual.first_row, residual.magnitude.shape[0]
+        if residual.magnitude.shape[1] != self.width or first > r0 or first + rows < r1:
+            raise ValueError(f"residual of shape {residual.magnitude.shape} from row {first} does not cover rows "
+                             f"{r0}-{r1} of a {self.height}x{self.width} frame")
+        moving = residual.magnitude[r0 - first:r1 - first] > 0
         if also is not None:
-            moving |= also > 0
-        moving &= self.band
+            moving |= also[r0:r1] > 0
         if texture is not None:
-            moving &= texture
+            moving &= texture[r0:r1]
         self._recent = [*self._recent[-2:], moving]
         votes = np.sum(self._recent, axis=0)
-        return np.where(votes >= min(2, len(self._recent)), 255, 0).astype(np.uint8)
+        out = np.zeros((self.height, self.width), np.uint8)
+        out[r0:r1] = np.where(votes >= min(2, len(self._recent)), 255, 0)
+        return out

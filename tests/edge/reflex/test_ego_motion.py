@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from vigil360.bench.synthetic.camera import rotate_equirect
 from vigil360.bench.synthetic.street import Street
-from vigil360.edge.reflex.ego_motion import EgoMotion, fit_motion
+from vigil360.edge.reflex.ego_motion import EgoMotion, SphereFlowField, fit_motion, residual_motion
 
 W, H = 480, 240
 
@@ -106,6 +106,26 @@ def test_fit_refuses_too_few_or_mismatched_points():
         fit_motion(np.zeros((5, 3)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="N x 3"):
         fit_motion(np.zeros((10, 3)), np.zeros((10, 2)))
+
+
+def test_the_residual_on_some_rows_is_the_whole_frame_residual_there():
+    """The tier asks for the residual on the walking band's rows only (the per-pixel tests cost in proportion
+    to the rows): those rows must read exactly as they do in the whole-frame residual."""
+    street = Street.draw(np.random.default_rng(1))
+    before = _grey(street.render(W, H, 0.0, 0.0, 1.5, 0.0))
+    after = _grey(_camera_turned(street.render(W, H, 0.0, 0.1, 1.5, 0.0), (0.2, -0.5, 0.1)))
+    rows = (67, 187)
+    ego = EgoMotion(W, H, camera_height_m=1.5, residual_rows=rows)
+    ego.update(before)
+    step = ego.update(after)
+    assert step is not None and step.flow is not None and step.fit.translation is not None
+    band = ego.residual(step)
+    whole = residual_motion(step.flow, step.fit, SphereFlowField(W, H), 1.5, scale=step.metres_per_step)
+    assert band.first_row == rows[0] and band.magnitude.shape == (rows[1] - rows[0], W)
+    np.testing.assert_array_equal(band.magnitude, whole.magnitude[rows[0]:rows[1]])
+    assert band.metres_per_step == whole.metres_per_step == step.metres_per_step
+    with pytest.raises(ValueError, match="field of shape"):
+        residual_motion(step.flow, step.fit, ego.residual_field, 1.5, scale=step.metres_per_step)
 
 
 def test_ego_motion_rejects_a_frame_of_the_wrong_size():

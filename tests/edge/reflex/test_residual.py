@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vigil360.edge.reflex.ego_motion import Residual
+from vigil360.edge.reflex.ego_motion import Residual, min_eigenvalues
 from vigil360.edge.reflex.residual import ResidualForeground, textured
 
 W, H = 480, 240
@@ -25,7 +25,7 @@ def _mask_over(frames: list[np.ndarray], gated: bool) -> np.ndarray:
     everywhere = Residual(np.ones((H, W), np.float32), 0.1)
     for frame in frames:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        mask = foreground.update(everywhere, texture=textured(gray) if gated else None)
+        mask = foreground.update(everywhere, texture=textured(min_eigenvalues(gray)) if gated else None)
     return mask > 0
 
 
@@ -41,6 +41,19 @@ def sunrise_with_noise() -> list[np.ndarray]:
     # Sensor noise (sigma 2 grey levels), fresh each frame, as a real camera gives it.
     return [np.clip(np.round(photograph + rng.normal(0.0, 2.0, photograph.shape)), 0, 255).astype(np.uint8)
             for _ in range(3)]
+
+
+def test_a_residual_of_the_band_rows_only_gives_the_same_mask_as_a_whole_frame_one():
+    rng = np.random.default_rng(3)
+    whole = [Residual(rng.normal(0.0, 1.0, (H, W)).astype(np.float32), 0.1) for _ in range(3)]
+    full, banded = ResidualForeground(W, H), ResidualForeground(W, H)
+    r0, r1 = banded.rows
+    assert 0 < r0 < H // 2 < r1 < H  # the band leaves the poles out
+    for residual in whole:
+        band = Residual(residual.magnitude[r0 - 2:r1 + 1], 0.1, first_row=r0 - 2)
+        np.testing.assert_array_equal(banded.update(band), full.update(residual))
+    with pytest.raises(ValueError, match="does not cover"):
+        banded.update(Residual(whole[0].magnitude[r0 + 1:r1], 0.1, first_row=r0 + 1))
 
 
 def test_a_clear_sky_is_never_moving_however_its_flow_reads(sunrise_with_noise):
