@@ -186,11 +186,11 @@ def occupied_yaw_span(columns: np.ndarray) -> tuple[int, int] | None:
 def mask_to_anglebox(mask: np.ndarray) -> AngleBox | None:
     """Seam-aware angular bounding box of an equirectangular mask (None if empty)."""
     height, width = mask.shape
-    span = occupied_yaw_span(mask.any(axis=0))
-    if span is None:
-        return None
-    start, length = span
     rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    # Columns only over the occupied rows: a region is a small part of the frame (the tier boxes dozens a frame).
+    start, length = occupied_yaw_span(mask[rows[0]:rows[-1] + 1].any(axis=0))
     deg_x, deg_y = 360.0 / width, 180.0 / height
     # A pixel covers [x - 1/2, x + 1/2] around its sample position.
     yaw_centre = float(wrap_yaw((start - 0.5 + length / 2.0 - width / 2.0) * deg_x))

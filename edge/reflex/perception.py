@@ -38,7 +38,9 @@ from vigil360.edge.reflex.risk import RiskAssessment, assess
 from vigil360.edge.reflex.tracker import AngleTracker, Track
 from vigil360.schema import RLE, AngleBox
 
-STAGES: tuple[str, ...] = ("downscale", "ego", "motion", "track", "risk", "appearance")
+# "window": what the window behind a walking wearer (`cones`) costs this thread: collecting the one its worker
+# ran since the last frame, keeping this frame's band, starting the next.
+STAGES: tuple[str, ...] = ("downscale", "ego", "window", "motion", "track", "risk", "appearance")
 log = logging.getLogger(__name__)
 
 # Walking starts above this speed over ground and ends below the lower one (hysteresis: the speed
@@ -56,6 +58,9 @@ _SPEED_TAU_S = 0.5
 _RATE_WINDOW_S = 2.0
 _LEVEL_MIN_DEG = 0.05  # head tilt below which the frame is used as it is
 _MAX_LAG_S = 0.5
+# The window behind a walking wearer (`cones`) starts at most this often. Its pair spans 0.45 s, so a mover
+# there shifts by a fraction of the pair's motion in 1/15 s; every frame at 30 fps it cost ~6 ms of a 33 ms frame.
+_WINDOW_PERIOD_S = 1.0 / 15.0
 
 
 @dataclass
@@ -129,6 +134,9 @@ class ReflexPerception:
                         "focus of contraction of a walking wearer are found by the short pair only", width, height,
                         self.work_width)
         self._worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflex-window")
+        self._window_job: futures.Future | None = None  # the window started on an earlier frame
+        self._window_mask: np.ndarray | None = None  # the last one collected, held until the next
+        self._window_started_s = -np.inf
         self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
@@ -186,23 +194,15 @@ class ReflexPerception:
         dense = self.speed_mps > _WALK_STOP_MPS
         step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=dense)
         self._update_pose(step, timestamp_s)
-        # The window behind needs only the fit: it runs beside the short pair's per-pixel tests (both are
-        # mostly OpenCV and numpy, which let go of the interpreter; on two cores this hides most of it).
-        window = (self._worker.submit(self._near_foci, frame, step, timestamp_s)
-                  if dense and self.cones is not None else None)
-        try:
-            residual = self.ego_motion.residual(step) if self.walking and step is not None else None
-            texture = None if residual is None else textured(self.ego_motion.min_eigen)
-            if self.walking:
-                self.ego.update(gray)  # kept current, for when the wearer stops
-            near_foci = None if window is None else window.result()
-        finally:
-            if window is not None:
-                futures.wait([window])  # never two frames' windows at once, whatever went wrong here
+        residual = self.ego_motion.residual(step) if self.walking and step is not None else None
         t2 = clock()
+        near_foci = None if self.cones is None else self._near_foci(frame, step, timestamp_s, dense)
+        tw = clock()
         levelled = False
         if self.walking:
-            moving = None if residual is None else self.residual.update(residual, near_foci, texture)
+            self.ego.update(gray)  # kept current, for when the wearer stops
+            moving = (None if residual is None else
+                      self.residual.update(residual, near_foci, textured(self.ego_motion.min_eigen)))
             regions = [] if moving is None else self.motion.regions(moving)
         else:
             # The background model needs the world where it was: a standing head still nods and sways
@@ -250,20 +250,44 @@ class ReflexPerception:
             appearance_ms += c - b
             results.append(self._result(track, appearance, *result_parts))
         self.timings_ms = {
-            "downscale": (t1 - t0) * 1e3, "ego": (t2 - t1) * 1e3, "motion": (t3 - t2) * 1e3,
+            "downscale": (t1 - t0) * 1e3, "ego": (t2 - t1) * 1e3, "window": (tw - t2) * 1e3, "motion": (t3 - tw) * 1e3,
             "track": (t4 - t3) * 1e3, "risk": risk_ms * 1e3, "appearance": appearance_ms * 1e3,
         }
         return results
 
-    def _near_foci(self, frame: np.ndarray, step: EgoStep | None, timestamp_s: float) -> np.ndarray | None:
-        """Movers behind a walking wearer, from a long, finer pair (`cones`) whose motion is the chain
-        of the last short-pair fits; None until there is one, or while not walking."""
+    def _near_foci(self, frame: np.ndarray, step: EgoStep | None, timestamp_s: float, dense: bool
+                   ) -> np.ndarray | None:
+        """Movers behind a walking wearer, from a long, finer pair (`cones`) whose motion is the chain of the
+        last short-pair fits; None until there is one, or while not walking.
+
+        The window runs on a worker thread: started once this frame's fit is known, collected on the next
+        frame, so it overlaps the rest of this frame and the start of the next (its work is mostly OpenCV's
+        and numpy's, which let go of the interpreter; on two cores this takes it off the frame's path). Its
+        mask is therefore used from the next frame on, and held until the next one is collected; a new one
+        starts at most every `_WINDOW_PERIOD_S` (rules are in seconds: every frame at 10-15 fps, every other
+        at 30, every fourth at 60)."""
+        if self._window_job is not None:
+            # Collected before this frame's band is kept: the worker never reads the bands while they change.
+            job, self._window_job = self._window_job, None
+            self._window_mask = job.result()
+        if not dense:
+            self._window_mask = None
+            return None
         self.cones.remember(frame, timestamp_s)
         if step is not None:
             self._steps[timestamp_s] = step
         self._steps = {t: s for t, s in self._steps.items() if timestamp_s - t <= 1.0}
-        pair = chain(self._steps, timestamp_s) if self.walking else None
-        return None if pair is None else self.cones.moving(timestamp_s, pair)
+        if not self.walking:
+            self._window_mask = None
+            return None
+        if timestamp_s - self._window_started_s >= _WINDOW_PERIOD_S * (1 - 1e-6):
+            pair = chain(self._steps, timestamp_s)
+            if pair is None:
+                self._window_mask = None  # no long pair now: nothing held over it either
+            else:
+                self._window_job = self._worker.submit(self.cones.moving, timestamp_s, pair)
+                self._window_started_s = timestamp_s
+        return self._window_mask
 
     def _check_rate(self, timestamp_s: float) -> None:
         """Warn (once per episode) while the effective frame rate is below `min_rate_fps`."""
