@@ -136,6 +136,9 @@ class MotionProposer:
         self.grow_kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
         gap_px = max(1, int(round(config.merge_gap_deg / deg_per_px_x)))
         self.merge_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap_px + 1, 2 * gap_px + 1))
+        # Rows of zeros kept round the foreground when only its rows are cleaned and grouped: a closing spreads
+        # it by the kernel's reach and then looks as far again, the opening by one pixel.
+        self._crop_margin = 2 * gap_px + 2
         self.last_foreground: np.ndarray | None = None
         self._column_yaw, _ = pixel_to_angles(np.arange(width), 0.0, width, height)
 
@@ -183,16 +186,31 @@ class MotionProposer:
         """Regions of a raw uint8 foreground mask (0 / 255) in camera coordinates, from whichever source
         (the background model here, the residual motion for a walking wearer): cleaned, grouped across
         small gaps and the seam, stacked into upright entities, filtered by area."""
-        foreground = self._clean(raw_foreground)
+        # Cleaned and closed on the foreground's own rows only (a walking wearer's residual is a band, movers a
+        # fraction of it): with `_crop_margin` rows of zeros round them the morphology is the whole frame's. The
+        # labelling stays on the whole frame: OpenCV labels in parallel stripes of the image, so a crop would
+        # number the same components in another order (and the tracker takes new regions in that order).
+        occupied = np.flatnonzero(raw_foreground.any(axis=1))
+        if occupied.size == 0:
+            self.last_foreground = np.zeros_like(raw_foreground)
+            return []
+        rows = slice(max(0, int(occupied[0]) - self._crop_margin),
+                     min(self.height, int(occupied[-1]) + 1 + self._crop_margin))
+        crop = self._clean(raw_foreground[rows])
+        foreground = np.zeros_like(raw_foreground)
+        foreground[rows] = crop
         self.last_foreground = foreground
         # Group on a closed (gap-bridging) mask, but keep the un-dilated pixels as the instance mask.
-        grouped = wrapped_morphology(foreground, cv2.MORPH_CLOSE, self.merge_kernel)
+        grouped = np.zeros_like(raw_foreground)
+        grouped[rows] = wrapped_morphology(crop, cv2.MORPH_CLOSE, self.merge_kernel)
         count, labels = seam_components(grouped)
         if count <= 1:
             return []
-        fg = foreground > 0
-        label_fg = np.where(fg, labels, 0)
-        areas = np.bincount(label_fg.ravel(), weights=self.pixel_area_deg2, minlength=count)
+        label_fg = np.where(foreground > 0, labels, 0)
+        # Only the cropped rows hold labels: the same sums, in the same order, over fewer pixels.
+        areas = np.bincount(label_fg[rows].ravel(), weights=self.pixel_area_deg2[rows.start * self.width:
+                                                                                  rows.stop * self.width],
+                            minlength=count)
         _, parts = seam_components(foreground)
         # Small pieces are kept until stacking: a torso and its legs may each be small alone.
         pieces = [piece for label in range(1, count) if areas[label] > 0

@@ -38,8 +38,8 @@ from vigil360.edge.reflex.risk import RiskAssessment, assess
 from vigil360.edge.reflex.tracker import AngleTracker, Track
 from vigil360.schema import RLE, AngleBox
 
-# "window": what the window behind a walking wearer (`cones`) costs this thread: collecting the one its worker
-# ran since the last frame, keeping this frame's band, starting the next.
+# "window": what the worker thread's jobs cost the frame's own thread: collecting the window behind a walking
+# wearer (`cones`) and the turn (`ego`) it ran since the last frame, keeping this frame's band, starting the next.
 STAGES: tuple[str, ...] = ("downscale", "ego", "window", "motion", "track", "risk", "appearance")
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ class ReflexPerception:
         self._window_job: futures.Future | None = None  # the window started on an earlier frame
         self._window_mask: np.ndarray | None = None  # the last one collected, held until the next
         self._window_started_s = -np.inf
+        self._rotation_job: futures.Future | None = None  # the turn of the last walking frame (`ego`)
         self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
         self.timings_ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
@@ -197,10 +198,14 @@ class ReflexPerception:
         residual = self.ego_motion.residual(step) if self.walking and step is not None else None
         t2 = clock()
         near_foci = None if self.cones is None else self._near_foci(frame, step, timestamp_s, dense)
+        if self._rotation_job is not None:
+            self._rotation_job.result()
+            self._rotation_job = None
         tw = clock()
         levelled = False
         if self.walking:
-            self.ego.update(gray)  # kept current, for when the wearer stops
+            # Kept current for when the wearer stops, and read by nothing until then: on the worker, beside this frame.
+            self._rotation_job = self._worker.submit(self.ego.update, gray)
             moving = (None if residual is None else
                       self.residual.update(residual, near_foci, textured(self.ego_motion.min_eigen)))
             regions = [] if moving is None else self.motion.regions(moving)

@@ -138,3 +138,28 @@ def test_a_bag_split_off_someone_near_stays_with_them() -> None:
     _upright(mask, 0.0, 3.0, camera, 0.5)
     _upright(mask, 8.0, 3.0, camera, 0.3, bottom_m=0.6, top_m=0.9)
     assert len(proposer.regions(mask)) == 1
+
+
+@pytest.mark.parametrize("top_row", [0, 3, 40])
+def test_regions_cleaned_on_the_foregrounds_own_rows_are_the_whole_frames(top_row: int) -> None:
+    """`regions` cleans and closes only the rows round the foreground: a body cut by a gap the closing bridges,
+    next to the crop's edge (and at the frame's top), a lone speck, legs a pixel wide, and something across the
+    seam must come out as they do when a far single pixel (gone after the opening) makes the crop the whole frame."""
+    config = ReflexConfig()
+    raw = np.zeros((240, 480), np.uint8)
+    raw[top_row:top_row + 12, 100:108] = 255  # a torso ...
+    raw[top_row + 14:top_row + 24, 101:107] = 255  # ... and its legs, two rows below: one region after closing
+    raw[top_row + 24:top_row + 30, 103] = 255  # a one-pixel-wide shin, attached: kept by the reconstruction
+    raw[top_row + 5, 200] = 255  # a speck: opened away
+    raw[top_row:top_row + 2, 300:320] = 255  # a strip two rows high on the top row: opened away too
+    raw[top_row + 2:top_row + 20, 474:480] = 255
+    raw[top_row + 2:top_row + 20, 0:5] = 255  # one block across the seam
+    whole = raw.copy()
+    whole[239, 300] = 255
+    cropped = MotionProposer(480, 240, config, camera_height_m=1.5).regions(raw)
+    reference = MotionProposer(480, 240, config, camera_height_m=1.5).regions(whole)
+    assert len(cropped) == len(reference) == 2
+    for a, b in zip(cropped, reference, strict=True):
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert (a.box, a.area_deg2, a.contact_pitch) == (b.box, b.area_deg2, b.contact_pitch)
+        assert a.contact_yaw == b.contact_yaw
