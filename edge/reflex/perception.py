@@ -58,9 +58,6 @@ _SPEED_TAU_S = 0.5
 _RATE_WINDOW_S = 2.0
 _LEVEL_MIN_DEG = 0.05  # head tilt below which the frame is used as it is
 _MAX_LAG_S = 0.5
-# The window behind a walking wearer (`cones`) starts at most this often. Its pair spans 0.45 s, so a mover
-# there shifts by a fraction of the pair's motion in 1/15 s; every frame at 30 fps it cost ~6 ms of a 33 ms frame.
-_WINDOW_PERIOD_S = 1.0 / 15.0
 
 
 @dataclass
@@ -134,9 +131,7 @@ class ReflexPerception:
                         "focus of contraction of a walking wearer are found by the short pair only", width, height,
                         self.work_width)
         self._worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflex-window")
-        self._window_job: futures.Future | None = None  # the window started on an earlier frame
-        self._window_mask: np.ndarray | None = None  # the last one collected, held until the next
-        self._window_started_s = -np.inf
+        self._window_job: futures.Future | None = None  # the window started on the previous frame
         self._rotation_job: futures.Future | None = None  # the turn of the last walking frame (`ego`)
         self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
@@ -267,32 +262,25 @@ class ReflexPerception:
 
         The window runs on a worker thread: started once this frame's fit is known, collected on the next
         frame, so it overlaps the rest of this frame and the start of the next (its work is mostly OpenCV's
-        and numpy's, which let go of the interpreter; on two cores this takes it off the frame's path). Its
-        mask is therefore used from the next frame on, and held until the next one is collected; a new one
-        starts at most every `_WINDOW_PERIOD_S` (rules are in seconds: every frame at 10-15 fps, every other
-        at 30, every fourth at 60)."""
-        if self._window_job is not None:
-            # Collected before this frame's band is kept: the worker never reads the bands while they change.
-            job, self._window_job = self._window_job, None
-            self._window_mask = job.result()
+        and numpy's, which let go of the interpreter; on two cores this takes most of it off the frame's
+        path). Its mask is therefore the previous frame's. One starts every frame: held over skipped frames
+        (every other at 30 fps), one window's noise counted twice in the residual's two-of-three vote and
+        cost a development thief its lead (1.47 s to 0.20 s; BENCHMARKS.md, issue 12, fast12)."""
+        # Collected before this frame's band is kept: the worker never reads the bands while they change.
+        job, self._window_job = self._window_job, None
+        previous = None if job is None else job.result()
         if not dense:
-            self._window_mask = None
             return None
         self.cones.remember(frame, timestamp_s)
         if step is not None:
             self._steps[timestamp_s] = step
         self._steps = {t: s for t, s in self._steps.items() if timestamp_s - t <= 1.0}
         if not self.walking:
-            self._window_mask = None
             return None
-        if timestamp_s - self._window_started_s >= _WINDOW_PERIOD_S * (1 - 1e-6):
-            pair = chain(self._steps, timestamp_s)
-            if pair is None:
-                self._window_mask = None  # no long pair now: nothing held over it either
-            else:
-                self._window_job = self._worker.submit(self.cones.moving, timestamp_s, pair)
-                self._window_started_s = timestamp_s
-        return self._window_mask
+        pair = chain(self._steps, timestamp_s)
+        if pair is not None:
+            self._window_job = self._worker.submit(self.cones.moving, timestamp_s, pair)
+        return previous
 
     def _check_rate(self, timestamp_s: float) -> None:
         """Warn (once per episode) while the effective frame rate is below `min_rate_fps`."""
