@@ -204,7 +204,6 @@ def assess(observations: list[Observation], config: ReflexConfig,
         return RiskAssessment(0.0, "", tau, None, None, None)
 
     row_deg = 360.0 / config.work_width if row_deg is None else row_deg
-    jumps = range_jumps(observations, config, row_deg)
     # The latest sample must have a usable range; the fit then leaves out every lost contact.
     latest_usable = usable[-1]
     if drop_lost_contacts:
@@ -226,35 +225,49 @@ def assess(observations: list[Observation], config: ReflexConfig,
         if slopes_x.size == 0:
             return RiskAssessment(0.0, "", tau, None, None, None)
         velocity = np.array([np.median(slopes_x), np.median(slopes_z)])
-        # The entity's own velocity over the ground: relative positions plus where the wearer had walked
-        # to. Walking up to someone who stands still closes the range, but they are not approaching.
-        wearer = np.array([[obs.wearer_x, obs.wearer_z] for obs, ok in zip(observations, usable, strict=True) if ok])
-        own = np.array([np.median(pairwise_slopes(xs + wearer[:, 0], t)),
-                        np.median(pairwise_slopes(zs + wearer[:, 1], t))])
-        own_speed = float(np.linalg.norm(own))
         # Fitted position now: the median of the samples carried forward along the fitted velocity.
         ahead = times[-1] - t  # to now, even when the latest sample's contact was lost
         position = np.array([np.median(xs + velocity[0] * ahead), np.median(zs + velocity[1] * ahead)])
         range_now = float(np.linalg.norm(position))
         closing = -float(np.dot(position, velocity)) / max(range_now, 1e-6)
-        # Speeds the motion rules trust: the fit less `speed_sigmas` of its own error.
-        margin = config.speed_sigmas * _velocity_sigma(xs, zs, t, velocity)
         speed2 = float(np.dot(velocity, velocity))
         t_closest = -float(np.dot(position, velocity)) / speed2 if speed2 > 0 else 0.0
         closest = float(np.linalg.norm(position + velocity * max(t_closest, 0.0)))
         time_to_zone = _time_to_zone(position, velocity, config.personal_zone_m)
-        # Pairs on the same contact row (equal range) say nothing about the direction of travel.
-        range_slopes = pairwise_slopes(metres, t)
-        moving = range_slopes[range_slopes != 0]
-        agreement = float(np.mean(moving < 0)) if moving.size else 0.0
-        steady = _heading_agreement(slopes_x, slopes_z, velocity) >= _APPROACH_AGREEMENT
-        # A fast closing speed must show as looming (growth ~ closing / range): far away, one pixel
-        # row of contact is metres, and two entities briefly merged can fake 10+ m/s.
-        if closing > _FAST_CLOSING_MPS:
-            steady = steady and tau is not None and tau <= _LOOMING_SLACK * range_now / closing
+        # The terms below are computed only for a rule that gets as far as them: with a crowd in view the
+        # tier assesses a dozen tracks a frame, and most are not coming closer (the margin is >= 0, so a
+        # closing speed under the threshold fails whatever the margin).
 
-        if (closing - margin >= config.min_closing_mps and own_speed - margin >= config.min_closing_mps
-                and time_to_zone is not None and agreement >= _APPROACH_AGREEMENT and steady):
+        def margin() -> float:
+            """Speeds the motion rules trust: the fit less `speed_sigmas` of its own error."""
+            return config.speed_sigmas * _velocity_sigma(xs, zs, t, velocity)
+
+        def own_speed() -> float:
+            """The entity's own speed over the ground: relative positions plus where the wearer had walked
+            to. Walking up to someone who stands still closes the range, but they are not approaching."""
+            wearer = np.array([[obs.wearer_x, obs.wearer_z] for obs, ok in zip(observations, usable, strict=True)
+                               if ok])
+            own = np.array([np.median(pairwise_slopes(xs + wearer[:, 0], t)),
+                            np.median(pairwise_slopes(zs + wearer[:, 1], t))])
+            return float(np.linalg.norm(own))
+
+        def shrinking() -> bool:
+            """Whether the range shrinks between most pairs (pairs on the same contact row, equal range, say
+            nothing about the direction of travel)."""
+            range_slopes = pairwise_slopes(metres, t)
+            moving = range_slopes[range_slopes != 0]
+            return (float(np.mean(moving < 0)) if moving.size else 0.0) >= _APPROACH_AGREEMENT
+
+        def steady() -> bool:
+            ok = _heading_agreement(slopes_x, slopes_z, velocity) >= _APPROACH_AGREEMENT
+            # A fast closing speed must show as looming (growth ~ closing / range): far away, one pixel
+            # row of contact is metres, and two entities briefly merged can fake 10+ m/s.
+            if closing > _FAST_CLOSING_MPS:
+                ok = ok and tau is not None and tau <= _LOOMING_SLACK * range_now / closing
+            return ok
+
+        if (closing >= config.min_closing_mps and time_to_zone is not None and shrinking() and steady()
+                and closing - margin() >= config.min_closing_mps and own_speed() - margin() >= config.min_closing_mps):
             # 0.5 when contact with the personal zone is `horizon_s` away, 1 when it is now.
             scores.append((_ramp_above(-time_to_zone, -config.horizon_s, 0.0), "approaching fast"))
         came_in = farthest_m is None or farthest_m > config.personal_zone_m
@@ -267,10 +280,11 @@ def assess(observations: list[Observation], config: ReflexConfig,
         passes_close = 0.0 <= t_closest <= config.pass_horizon_s and closest <= config.close_pass_m
         # Speed alone decides these two, so a window whose range jumped (a merge) is not used for them;
         # the approach rule has its own agreement tests and keeps the window.
-        if (in_front or passes_close) and steady and not jumps:
+        if (in_front or passes_close) and steady() and not range_jumps(observations, config, row_deg):
             # Speed over ground, not just its lateral part: a car passing 2 m away at 8 m/s is
             # dangerous whether it is still closing or already level with the wearer.
-            scores.append((_ramp_above(own_speed - margin, config.crossing_speed_mps, 2 * config.crossing_speed_mps),
+            scores.append((_ramp_above(own_speed() - margin(), config.crossing_speed_mps,
+                                       2 * config.crossing_speed_mps),
                            "crossing in front" if in_front else "passing close at speed"))
     elif tau is not None and tau_r2 >= _LOOMING_R2 and tau <= _LOOMING_TAU_S and _grows_wider(observations, times):
         # No usable distance (airborne, or contact at the horizon): only a clean, fast looming counts.
