@@ -38,8 +38,8 @@ from vigil360.edge.reflex.risk import RiskAssessment, assess
 from vigil360.edge.reflex.tracker import AngleTracker, Track
 from vigil360.schema import RLE, AngleBox
 
-# "window": what the worker thread's jobs cost the frame's own thread: collecting the window behind a walking
-# wearer (`cones`) and the turn (`ego`) it ran since the last frame, keeping this frame's band, starting the next.
+# "window": what the worker thread's jobs cost the frame's own thread beyond the ego stage: the wait for this
+# frame's window behind a walking wearer (`cones`, started within "ego") and for the last frame's turn (`ego`).
 STAGES: tuple[str, ...] = ("downscale", "ego", "window", "motion", "track", "risk", "appearance")
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ReflexPerception:
                         "focus of contraction of a walking wearer are found by the short pair only", width, height,
                         self.work_width)
         self._worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reflex-window")
-        self._window_job: futures.Future | None = None  # the window started on the previous frame
+        self._window_job: futures.Future | None = None  # this frame's window, until collected
         self._rotation_job: futures.Future | None = None  # the turn of the last walking frame (`ego`)
         self.tracker = AngleTracker(self.config)
         self.pitch_sigma_deg = 180.0 / self.work_height  # the contact row is known to one pixel
@@ -190,9 +190,15 @@ class ReflexPerception:
         dense = self.speed_mps > _WALK_STOP_MPS
         step = self.ego_motion.update(gray, timestamp_s, self.gyro, dense=dense)
         self._update_pose(step, timestamp_s)
+        # The window behind a walking wearer (`cones`) needs only the fit: it runs on the worker thread beside
+        # this frame's residual and texture gate (OpenCV and numpy let go of the interpreter; on two cores this
+        # hides much of it). It is waited for here, so each frame joins its own window.
+        window = None if self.cones is None else self._start_window(frame, step, timestamp_s, dense)
         residual = self.ego_motion.residual(step) if self.walking and step is not None else None
+        texture = None if residual is None else textured(self.ego_motion.min_eigen)
         t2 = clock()
-        near_foci = None if self.cones is None else self._near_foci(frame, step, timestamp_s, dense)
+        near_foci = None if window is None else window.result()
+        self._window_job = None
         if self._rotation_job is not None:
             self._rotation_job.result()
             self._rotation_job = None
@@ -201,8 +207,7 @@ class ReflexPerception:
         if self.walking:
             # Kept current for when the wearer stops, and read by nothing until then: on the worker, beside this frame.
             self._rotation_job = self._worker.submit(self.ego.update, gray)
-            moving = (None if residual is None else
-                      self.residual.update(residual, near_foci, textured(self.ego_motion.min_eigen)))
+            moving = None if residual is None else self.residual.update(residual, near_foci, texture)
             regions = [] if moving is None else self.motion.regions(moving)
         else:
             # The background model needs the world where it was: a standing head still nods and sways
@@ -255,32 +260,28 @@ class ReflexPerception:
         }
         return results
 
-    def _near_foci(self, frame: np.ndarray, step: EgoStep | None, timestamp_s: float, dense: bool
-                   ) -> np.ndarray | None:
+    def _start_window(self, frame: np.ndarray, step: EgoStep | None, timestamp_s: float, dense: bool
+                      ) -> futures.Future | None:
         """Movers behind a walking wearer, from a long, finer pair (`cones`) whose motion is the chain of the
-        last short-pair fits; None until there is one, or while not walking.
+        last short-pair fits, started on the worker thread; None until there is a pair, or while not walking.
 
-        The window runs on a worker thread: started once this frame's fit is known, collected on the next
-        frame, so it overlaps the rest of this frame and the start of the next (its work is mostly OpenCV's
-        and numpy's, which let go of the interpreter; on two cores this takes most of it off the frame's
-        path). Its mask is therefore the previous frame's. One starts every frame: held over skipped frames
-        (every other at 30 fps), one window's noise counted twice in the residual's two-of-three vote and
-        cost a development thief its lead (1.47 s to 0.20 s; BENCHMARKS.md, issue 12, fast12)."""
-        # Collected before this frame's band is kept: the worker never reads the bands while they change.
-        job, self._window_job = self._window_job, None
-        previous = None if job is None else job.result()
+        Tried and left out (BENCHMARKS.md, issue 12, fast12): collecting it on the next frame instead, so that
+        it overlapped that frame's start too (its mask one frame late: a development look-alike thief was
+        never alerted instead of 0.30 s ahead), and at most every 1/15 s with its mask held over the frames
+        between (a held mask counts twice in the residual's two-of-three vote: a thief's lead 1.47 -> 0.20 s)."""
+        if self._window_job is not None:
+            futures.wait([self._window_job])  # one left running by an error on the last frame: bands change now
+            self._window_job = None
         if not dense:
             return None
         self.cones.remember(frame, timestamp_s)
         if step is not None:
             self._steps[timestamp_s] = step
         self._steps = {t: s for t, s in self._steps.items() if timestamp_s - t <= 1.0}
-        if not self.walking:
-            return None
-        pair = chain(self._steps, timestamp_s)
+        pair = chain(self._steps, timestamp_s) if self.walking else None
         if pair is not None:
             self._window_job = self._worker.submit(self.cones.moving, timestamp_s, pair)
-        return previous
+        return self._window_job
 
     def _check_rate(self, timestamp_s: float) -> None:
         """Warn (once per episode) while the effective frame rate is below `min_rate_fps`."""
