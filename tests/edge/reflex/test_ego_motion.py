@@ -110,7 +110,9 @@ def test_fit_refuses_too_few_or_mismatched_points():
 
 def test_the_residual_on_some_rows_is_the_whole_frame_residual_there():
     """The tier asks for the residual on the walking band's rows only (the per-pixel tests cost in proportion
-    to the rows): those rows must read exactly as they do in the whole-frame residual."""
+    to the rows): those rows must read as they do in the whole-frame residual, to float32 rounding (numpy's
+    vector loops may round an element at an array's ends by another path, one ulp apart, as memory alignment
+    falls), and give the same moving pixels."""
     street = Street.draw(np.random.default_rng(1))
     before = _grey(street.render(W, H, 0.0, 0.0, 1.5, 0.0))
     after = _grey(_camera_turned(street.render(W, H, 0.0, 0.1, 1.5, 0.0), (0.2, -0.5, 0.1)))
@@ -122,7 +124,11 @@ def test_the_residual_on_some_rows_is_the_whole_frame_residual_there():
     band = ego.residual(step)
     whole = residual_motion(step.flow, step.fit, SphereFlowField(W, H), 1.5, scale=step.metres_per_step)
     assert band.first_row == rows[0] and band.magnitude.shape == (rows[1] - rows[0], W)
-    np.testing.assert_array_equal(band.magnitude, whole.magnitude[rows[0]:rows[1]])
+    same_rows = whole.magnitude[rows[0]:rows[1]]
+    np.testing.assert_allclose(band.magnitude, same_rows, rtol=1e-6, atol=1e-6)
+    decided = np.abs(same_rows) > 1e-6
+    np.testing.assert_array_equal((band.magnitude > 0)[decided], (same_rows > 0)[decided])
+    assert decided.mean() > 0.999
     assert band.metres_per_step == whole.metres_per_step == step.metres_per_step
     with pytest.raises(ValueError, match="field of shape"):
         residual_motion(step.flow, step.fit, ego.residual_field, 1.5, scale=step.metres_per_step)
