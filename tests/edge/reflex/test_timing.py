@@ -69,6 +69,21 @@ def test_a_walker_passed_at_twice_walking_pace_is_not_fast(fps: float) -> None:
     assert assess(seen, ReflexConfig()).risk < 0.5
 
 
+@pytest.mark.parametrize("fps", RATES)
+def test_one_bad_contact_row_behind_is_outvoted_at_every_rate(fps: float) -> None:
+    # Someone standing 1.9 m behind; one frame's contact reads 1.0 m (a shadow, a foot). A flag needs two
+    # frames in a row at the threshold, so neither the window ending on that frame nor the next may reach it.
+    standing = _observations(fps, (0.3, -1.9), (0.0, 0.0))
+    stepped_in = _observations(fps, (0.3, -1.0), (0.0, 0.0))
+    last = len(standing) - 1
+    for bad in (last, last - 1):
+        seen = standing[:bad] + [stepped_in[bad]] + standing[bad + 1:]
+        assert assess(seen, ReflexConfig(), farthest_m=1.9).risk < 0.5
+    # Someone who really stands within the zone is close behind you at every rate.
+    risk = assess(stepped_in, ReflexConfig(), farthest_m=1.9)
+    assert (risk.reason, risk.risk >= 0.5) == ("close behind you", True)
+
+
 def _region(yaw: float) -> Region:
     box = AngleBox(yaw=yaw, pitch=-2.0, width=4.0, height=8.0)
     return Region(np.zeros((2, 2), dtype=bool), box, 32.0, -6.0, 2.0, Distance(8.0, 0.5))
