@@ -134,7 +134,9 @@ def _velocity_sigma(xs: np.ndarray, zs: np.ndarray, t: np.ndarray, velocity: np.
     Contact-row jitter at 6-8 m, or a merge with a neighbour, shows up here as large scatter, so the
     speeds it fakes are discounted by exactly the noise that made them."""
     span = float(t[-1] - t[0])
-    if t.size < 3 or span <= 0:
+    # Three samples have no scatter to measure: the Theil-Sen line through them passes through two, so
+    # the median residual is zero whatever the noise (at 10 fps a fit may rest on three usable samples).
+    if t.size < 4 or span <= 0:
         return float("inf")
     centred = t - t.mean()
     residuals = np.hypot(xs - np.median(xs - velocity[0] * centred) - velocity[0] * centred,
