@@ -44,8 +44,11 @@ _MAX_RELATIVE_SIGMA = 0.35
 _MIN_GROWTH_PER_S = 0.08
 # However long the window (`config.min_fit_s`), a fit needs this many samples at the least.
 MIN_SAMPLES = 4
-# The span of samples that say where an entity is now: enough to outvote one bad contact row at 30 fps.
+# The span of samples that say where an entity is now: enough to outvote one bad contact row at 30 fps,
+# and never fewer than three samples (at 10 fps 0.17 s holds two, whose median is their mean: one bad
+# row then pulls it in for two frames in a row, as long as a flag needs to be confirmed).
 _RECENT_S = 0.17
+_RECENT_MIN_SAMPLES = 3
 # Looming alone (no usable distance: an airborne object) must be this consistent (R^2 of the
 # log-size fit) and this imminent before it counts; motion-mask edges make sizes jumpy.
 _LOOMING_R2 = 0.8
@@ -131,7 +134,9 @@ def _velocity_sigma(xs: np.ndarray, zs: np.ndarray, t: np.ndarray, velocity: np.
     Contact-row jitter at 6-8 m, or a merge with a neighbour, shows up here as large scatter, so the
     speeds it fakes are discounted by exactly the noise that made them."""
     span = float(t[-1] - t[0])
-    if t.size < 3 or span <= 0:
+    # Three samples have no scatter to measure: the Theil-Sen line through them passes through two, so
+    # the median residual is zero whatever the noise (at 10 fps a fit may rest on three usable samples).
+    if t.size < 4 or span <= 0:
         return float("inf")
     centred = t - t.mean()
     residuals = np.hypot(xs - np.median(xs - velocity[0] * centred) - velocity[0] * centred,
@@ -274,7 +279,8 @@ def assess(observations: list[Observation], config: ReflexConfig,
         if abs(yaw_now) >= config.rear_yaw_deg and came_in:
             # Where it is now, from the last few frames only: the fitted position leans on the whole
             # window, which still remembers someone who has just stepped away.
-            recent = float(np.median(metres[t >= t[-1] - _RECENT_S]))
+            count = max(int(np.count_nonzero(t >= t[-1] - _RECENT_S)), _RECENT_MIN_SAMPLES)
+            recent = float(np.median(metres[-count:]))
             scores.append((_ramp_above(-recent, -config.personal_zone_m, 0.0), "close behind you"))
         in_front = abs(yaw_now) <= config.front_half_width_deg and range_now <= config.crossing_distance_m
         passes_close = 0.0 <= t_closest <= config.pass_horizon_s and closest <= config.close_pass_m

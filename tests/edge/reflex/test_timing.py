@@ -69,6 +69,35 @@ def test_a_walker_passed_at_twice_walking_pace_is_not_fast(fps: float) -> None:
     assert assess(seen, ReflexConfig()).risk < 0.5
 
 
+@pytest.mark.parametrize("fps", RATES)
+def test_one_bad_contact_row_behind_is_outvoted_at_every_rate(fps: float) -> None:
+    # Someone standing 1.9 m behind; one frame's contact reads 1.0 m (a shadow, a foot). A flag needs two
+    # frames in a row at the threshold, so neither the window ending on that frame nor the next may reach it.
+    standing = _observations(fps, (0.3, -1.9), (0.0, 0.0))
+    stepped_in = _observations(fps, (0.3, -1.0), (0.0, 0.0))
+    last = len(standing) - 1
+    for bad in (last, last - 1):
+        seen = standing[:bad] + [stepped_in[bad]] + standing[bad + 1:]
+        assert assess(seen, ReflexConfig(), farthest_m=1.9).risk < 0.5
+    # Someone who really stands within the zone is close behind you at every rate.
+    risk = assess(stepped_in, ReflexConfig(), farthest_m=1.9)
+    assert (risk.reason, risk.risk >= 0.5) == ("close behind you", True)
+
+
+@pytest.mark.parametrize("fps", RATES)
+def test_a_fit_on_three_usable_samples_is_not_trusted_at_any_rate(fps: float) -> None:
+    # Someone standing 7.2 m behind whose ground contact is lost (reads 25 m) but for the last 0.2 s, where
+    # it steps down one row (7.2 -> 6.7 m). At 10 fps that leaves three usable samples: a Theil-Sen line
+    # through three passes through two, so their scatter (and the speed's error) reads zero.
+    far = _observations(fps, (0.3, -25.0), (0.0, 0.0))
+    standing = _observations(fps, (0.3, -7.2), (0.0, 0.0))
+    one_row_nearer = _observations(fps, (0.3, -6.7), (0.0, 0.0))
+    end = standing[-1].time_s
+    seen = [lost if obs.time_s < end - 0.2 - 1e-9 else (obs if obs.time_s < end - 0.05 else near)
+            for lost, obs, near in zip(far, standing, one_row_nearer, strict=True)]
+    assert assess(seen, ReflexConfig()).risk < 0.5
+
+
 def _region(yaw: float) -> Region:
     box = AngleBox(yaw=yaw, pitch=-2.0, width=4.0, height=8.0)
     return Region(np.zeros((2, 2), dtype=bool), box, 32.0, -6.0, 2.0, Distance(8.0, 0.5))
