@@ -11,7 +11,7 @@ never overlap.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -54,6 +54,30 @@ def _photograph(name: str, width: int) -> np.ndarray:
     return load_hdri(name, width)
 
 
+def keep_off(actor: Actor, wearer: WearerMotion, duration_s: float, step_s: float = 0.05) -> Actor:
+    """The actor, its world-anchored track moved sideways until it keeps the distance its script promises
+    (`Actor.keep_off_m`) from the wearer throughout the clip. A passer-by is drawn about where a standing
+    wearer would be; a walking one moves 5-13 m in a clip, and without this a "bystander" walked into the
+    wearer (0.5 m) and was scored a false flag when the tier warned of it."""
+    if actor.keep_off_m is None or actor.anchor != "world" or not wearer.translates:
+        return actor
+    times = np.arange(0.0, duration_s + step_s, step_s)
+    poses = [wearer.pose(float(t)) for t in times]
+    wearer_xz = np.array([[pose.x, pose.z] for pose in poses])
+    track = actor.track
+    for _ in range(8):  # each move clears the nearest point; a straight walk needs one, a stop two
+        x, z, _ = track.position(times)
+        relative = np.stack([x, z], axis=1) - wearer_xz
+        gaps = np.hypot(relative[:, 0], relative[:, 1])
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] >= actor.keep_off_m:
+            return replace(actor, track=track)
+        away = relative[nearest] / gaps[nearest] if gaps[nearest] > 1e-6 else np.array([1.0, 0.0])
+        shift = away * (actor.keep_off_m - gaps[nearest] + 0.05)
+        track = replace(track, x=track.x + shift[0], z=track.z + shift[1])
+    raise RuntimeError(f"{actor.actor_id}: could not keep {actor.keep_off_m} m off the wearer's walk")
+
+
 class _Renderer:
     def __init__(self, spec: ScenarioSpec) -> None:
         self.spec = spec
@@ -67,6 +91,7 @@ class _Renderer:
         extra = np.random.default_rng([spec.seed, 12])
         self.wearer = WearerMotion.draw(spec.wearer, extra, spec.camera_height_m, self.event_s, spec.duration_s,
                                         spec.turning_deg_s, spec.walk_speed_mps)
+        self.scene.actors = [keep_off(actor, self.wearer, spec.duration_s) for actor in self.scene.actors]
         self.street = Street.draw(extra) if spec.street else None
         if self.street is not None and spec.backdrop is not None:
             self.street.backdrop = _photograph(spec.backdrop, spec.width)

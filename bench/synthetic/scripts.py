@@ -31,6 +31,9 @@ class Actor:
     # "wearer": the track is relative to the wearer (it follows a walking wearer: a thief matching
     # pace, a cyclist riding at them); "world": fixed to the street (passers-by, parked things).
     anchor: Literal["wearer", "world"] = "wearer"
+    # The least distance to the wearer the script promises (a passer-by's `PASSER_MIN_DISTANCE_M`); None: none.
+    # A world-anchored script is drawn before the wearer's walk, so the renderer holds it to this (`keep_off`).
+    keep_off_m: float | None = None
 
     @property
     def is_distractor(self) -> bool:
@@ -116,6 +119,7 @@ def _passer(
         "person",
         Caption(appearance=_person_words(look), motion="walks past the wearer at a distance"),
         anchor="world",
+        keep_off_m=PASSER_MIN_DISTANCE_M,
     )
 
 

@@ -5,7 +5,12 @@ import pytest
 
 from vigil360.bench.synthetic import ScenarioSpec, ground_truth, render, suite_specs
 from vigil360.bench.synthetic.camera import Exposure, camera_rotation, rotate_equirect
+from vigil360.bench.synthetic.render import keep_off
+from vigil360.bench.synthetic.scripts import PASSER_MIN_DISTANCE_M, Actor
+from vigil360.bench.synthetic.sprites import Look
 from vigil360.bench.synthetic.wearer import WearerMotion
+from vigil360.bench.synthetic.world import Track
+from vigil360.schema import Caption
 
 SMALL = {"width": 240, "height": 120, "fps": 15.0, "duration_s": 4.0}
 
@@ -171,3 +176,46 @@ def test_a_photograph_backdrop_has_no_parallax_but_the_street_near_the_wearer_ha
     assert np.abs(ahead[sky] - here[sky]).mean() < 0.5
     feet = slice(90, 110)
     assert np.abs(ahead[feet] - here[feet]).mean() > 5.0
+
+
+def _passer_across_the_walk(street_z: float) -> Actor:
+    # Crosses the street at `street_z` at 1.2 m/s, passing x = 0 at t = 3 s.
+    track = Track(np.array([0.0, 10.0]), np.array([-3.6, 8.4]), np.array([street_z, street_z]))
+    return Actor("bystander0", Look("person", 1.75, "red", "blue"), track, "person",
+                 Caption(appearance="a person", motion="walks past"), anchor="world",
+                 keep_off_m=PASSER_MIN_DISTANCE_M)
+
+
+@pytest.mark.parametrize("mode", ["walking", "mixed"])
+def test_a_passer_by_keeps_its_distance_from_a_walking_wearer(mode: str) -> None:
+    wearer = WearerMotion.draw(mode, np.random.default_rng(3), 1.5, 4.0, 8.0, speed_mps=1.3)
+    passer = _passer_across_the_walk(wearer.pose(3.0).z)  # where the wearer is at 3 s
+    times = np.arange(0.0, 8.0, 0.01)
+    walk = np.array([[wearer.pose(float(t)).x, wearer.pose(float(t)).z] for t in times])
+
+    def closest(actor) -> float:
+        x, z, _ = actor.track.position(times)
+        return float(np.min(np.hypot(x - walk[:, 0], z - walk[:, 1])))
+
+    assert closest(passer) < 1.0  # as drawn, it walks into the wearer
+    kept = keep_off(passer, wearer, 8.0)
+    assert closest(kept) >= passer.keep_off_m - 0.01
+    # Moved, not re-scripted: the same times, speed and heading.
+    np.testing.assert_allclose(np.diff(kept.track.x), np.diff(passer.track.x))
+    np.testing.assert_allclose(np.diff(kept.track.z), np.diff(passer.track.z))
+
+
+def test_a_standing_wearers_passers_by_are_left_as_drawn() -> None:
+    passer = _passer_across_the_walk(0.0)
+    wearer = WearerMotion.draw("standing", np.random.default_rng(3), 1.5, 4.0, 8.0)
+    assert keep_off(passer, wearer, 8.0) is passer
+
+
+def test_no_bystander_of_a_walking_suite_comes_nearer_than_promised() -> None:
+    # Seed 2's look-alike clip: before the renderer held passers off the walk, "lookalike0" came to 0.5 m.
+    spec = next(s for s in suite_specs(10, 2, width=240, height=120, duration_s=8.0, fps=10.0, wearer="walking")
+                if s.kind == "lookalikes")
+    _, scene = ground_truth(spec)
+    passers = [actor for actor in scene.actors if actor.actor_id.startswith(("lookalike", "bystander"))]
+    assert passers
+    assert min(min(actor.distance_m) for actor in passers) >= PASSER_MIN_DISTANCE_M - 0.05
