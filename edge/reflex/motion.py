@@ -63,6 +63,9 @@ class Region(OnTheGround):
     top_pitch: float
     distance: Distance = Distance(float("inf"), float("inf"))  # filled by the tier (it knows the camera)
     contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
+    # Cut by an edge of the area its proposals come from (the walking residual's pitch band): its box is
+    # the band's there, not the entity's, so its size says nothing about looming.
+    clipped: bool = False
 
 
 def wrap_pad(image: np.ndarray, columns: int) -> np.ndarray:

@@ -191,6 +191,8 @@ class ReflexPerception:
             residual = None if step is None else step.residual
             regions = ([] if residual is None else
                        self.motion.regions(self.residual.update(residual, near_foci, textured(gray))))
+            for region in regions:
+                region.clipped = self.residual.clipped(region.mask)
         else:
             # The background model needs the world where it was: a standing head still nods and sways
             # by a degree or more, which is hundreds of spurious regions on textured scenes.
@@ -337,6 +339,9 @@ class ReflexPerception:
         memory = self._remember(track)
         # A flag needs `confirm_s` at the threshold without a break (and two frames at least), then holds
         # while risk stays within 0.1 of it, so it neither blips on one frame nor flickers on one noisy frame.
+        # It is raised only on a frame that saw the track: a coasting track's risk is its last observations'
+        # re-read, and time passing adds no evidence (when a wearer sets off, the stale background model's
+        # regions are dropped, and their tracks coasted into flags on the frames before it).
         threshold = self.config.flag_threshold
         if assessment.risk >= threshold:
             memory.above_since = self._last_time if memory.above_since is None else memory.above_since
@@ -347,7 +352,7 @@ class ReflexPerception:
         if memory.flagged:
             memory.flagged = assessment.risk >= threshold - 0.1
         else:
-            confirmed = (memory.above_since is not None and memory.above_frames >= 2
+            confirmed = (track.region is not None and memory.above_since is not None and memory.above_frames >= 2
                          and self._last_time - memory.above_since >= self.config.confirm_s - 1e-9)
             memory.flagged = settled and confirmed
         mask = None if track.region is None else track.region.mask
