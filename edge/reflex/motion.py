@@ -63,8 +63,8 @@ class Region(OnTheGround):
     top_pitch: float
     distance: Distance = Distance(float("inf"), float("inf"))  # filled by the tier (it knows the camera)
     contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
-    # Cut by an edge of the area its proposals come from (the walking residual's pitch band): its box is
-    # the band's there, not the entity's, so its size says nothing about looming.
+    # Reaches an edge row of the area its proposals come from (a pole of the frame; the walking residual's
+    # pitch band): its box ends there because the area does, so its size and growth are not the entity's.
     clipped: bool = False
 
 
@@ -182,10 +182,13 @@ class MotionProposer:
             foreground = np.roll(foreground, back, axis=1)
         return self.regions(foreground)
 
-    def regions(self, raw_foreground: np.ndarray) -> list[Region]:
+    def regions(self, raw_foreground: np.ndarray, edge_rows: tuple[int, int] | None = None) -> list[Region]:
         """Regions of a raw uint8 foreground mask (0 / 255) in camera coordinates, from whichever source
         (the background model here, the residual motion for a walking wearer): cleaned, grouped across
-        small gaps and the seam, stacked into upright entities, filtered by area."""
+        small gaps and the seam, stacked into upright entities, filtered by area. `edge_rows`: the first and
+        last rows the source covers (default: the poles); a region reaching one (within `_CONTACT_ROWS`: the
+        opening can take a thin edge's last rows) is `clipped`."""
+        edge_rows = (0, self.height - 1) if edge_rows is None else edge_rows
         foreground = self._clean(raw_foreground)
         self.last_foreground = foreground
         # Group on a closed (gap-bridging) mask, but keep the un-dilated pixels as the instance mask.
@@ -207,6 +210,8 @@ class MotionProposer:
                 continue
             region = self._region(mask, area)
             if region is not None:
+                region.clipped = bool(mask[:edge_rows[0] + _CONTACT_ROWS + 1].any()
+                                      or mask[edge_rows[1] - _CONTACT_ROWS:].any())
                 regions.append(region)
         return regions
 

@@ -190,9 +190,8 @@ class ReflexPerception:
             self.ego.update(gray)  # kept current, for when the wearer stops
             residual = None if step is None else step.residual
             regions = ([] if residual is None else
-                       self.motion.regions(self.residual.update(residual, near_foci, textured(gray))))
-            for region in regions:
-                region.clipped = self.residual.clipped(region.mask)
+                       self.motion.regions(self.residual.update(residual, near_foci, textured(gray)),
+                                           self.residual.edge_rows))
         else:
             # The background model needs the world where it was: a standing head still nods and sways
             # by a degree or more, which is hundreds of spurious regions on textured scenes.

@@ -39,16 +39,11 @@ class ResidualForeground:
         pitch = (height / 2.0 - rows) * 180.0 / height
         self.band = ((pitch >= min_pitch_deg) & (pitch <= max_pitch_deg))[:, None]
         inside = np.flatnonzero(self.band[:, 0])
-        self._edge_rows = np.array([inside[0], inside[-1]])
+        self.edge_rows = (int(inside[0]), int(inside[-1]))  # a region reaching these is cut by the band
         self._recent: list[np.ndarray] = []
 
     def reset(self) -> None:
         self._recent = []
-
-    def clipped(self, mask: np.ndarray) -> bool:
-        """Whether a region's mask (bool, H x W) reaches the band's first or last row: the band, not the
-        entity, then ends it there, so its height (and growth) is not the entity's."""
-        return bool(mask[self._edge_rows].any())
 
     def update(self, residual: Residual, also: np.ndarray | None = None, texture: np.ndarray | None = None
                ) -> np.ndarray:

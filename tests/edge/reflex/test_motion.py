@@ -138,3 +138,17 @@ def test_a_bag_split_off_someone_near_stays_with_them() -> None:
     _upright(mask, 0.0, 3.0, camera, 0.5)
     _upright(mask, 8.0, 3.0, camera, 0.3, bottom_m=0.6, top_m=0.9)
     assert len(proposer.regions(mask)) == 1
+
+
+def test_a_region_reaching_a_pole_is_clipped() -> None:
+    """Foreground that runs into the nadir (the ground under the wearer, their own body, a background model
+    gone stale as they set off) has a box that ends at the pole, not at an entity's edge; an upright
+    walker at 4 m does not reach it."""
+    camera = 1.2
+    proposer = MotionProposer(480, 240, ReflexConfig(), camera_height_m=camera)
+    walker = np.zeros((240, 480), np.uint8)
+    _upright(walker, 0.0, 4.0, camera, 0.5)
+    nadir = np.zeros((240, 480), np.uint8)
+    nadir[200:, 100:140] = 255
+    assert [region.clipped for region in proposer.regions(walker)] == [False]
+    assert [region.clipped for region in proposer.regions(nadir)] == [True]

@@ -88,6 +88,5 @@ def test_a_region_the_band_cuts_is_marked_clipped(low_deg, high_deg, clipped):
     foreground = ResidualForeground(W, H)
     for _ in range(3):
         mask = foreground.update(Residual(moving, 0.1))
-    regions = MotionProposer(W, H, ReflexConfig(), camera_height_m=1.5).regions(mask)
-    assert len(regions) == 1
-    assert foreground.clipped(regions[0].mask) is clipped
+    regions = MotionProposer(W, H, ReflexConfig(), camera_height_m=1.5).regions(mask, foreground.edge_rows)
+    assert [region.clipped for region in regions] == [clipped]
