@@ -338,20 +338,21 @@ class ReflexPerception:
         memory = self._remember(track)
         # A flag needs `confirm_s` at the threshold without a break (and two frames at least), then holds
         # while risk stays within 0.1 of it, so it neither blips on one frame nor flickers on one noisy frame.
-        # It is raised only on a frame that saw the track: a coasting track's risk is its last observations'
-        # re-read, and time passing adds no evidence (when a wearer sets off, the stale background model's
-        # regions are dropped, and their tracks coasted into flags on the frames before it).
+        # The two frames must have seen the track: a coasting track's risk is its last observations re-read,
+        # and coasting adds no evidence (when a wearer sets off, the stale background model's regions are
+        # dropped and their tracks coasted into flags). Coasting does not break the run either: a thief
+        # behind a walking wearer is seen on most frames, not all, and was flagged 1.47 s ahead that way.
         threshold = self.config.flag_threshold
         if assessment.risk >= threshold:
             memory.above_since = self._last_time if memory.above_since is None else memory.above_since
-            memory.above_frames += 1
+            memory.above_frames += track.region is not None
         else:
             memory.above_since, memory.above_frames = None, 0
         settled = self._last_time - self._first_time >= self.config.settle_s
         if memory.flagged:
             memory.flagged = assessment.risk >= threshold - 0.1
         else:
-            confirmed = (track.region is not None and memory.above_since is not None and memory.above_frames >= 2
+            confirmed = (memory.above_since is not None and memory.above_frames >= 2
                          and self._last_time - memory.above_since >= self.config.confirm_s - 1e-9)
             memory.flagged = settled and confirmed
         mask = None if track.region is None else track.region.mask

@@ -131,9 +131,9 @@ def test_mask_rle_upsamples_to_the_frame_size() -> None:
     assert track.role == "perpetrator" and track.whom == "you"
 
 
-def test_a_flag_is_raised_only_on_a_frame_that_saw_the_track() -> None:
-    """A coasting track's risk is its last observations' re-read: time passing is no evidence. Two observed
-    frames at high risk, then coasting past `confirm_s`: no flag until the track is seen again."""
+def test_a_flag_needs_two_frames_that_saw_the_track() -> None:
+    """A coasting track's risk is its last observations' re-read: time passing is no evidence. One observed
+    frame at high risk, then coasting past `confirm_s`: no flag until a second frame sees the track."""
     from collections import deque
 
     from vigil360.edge.geometry import Distance
@@ -148,7 +148,7 @@ def test_a_flag_is_raised_only_on_a_frame_that_saw_the_track() -> None:
     region = Region(np.zeros((tier.work_height, tier.work_width), bool), box, 100.0, -15.0, 5.0)
     high = RiskAssessment(0.9, "approaching fast", 0.8, 2.0, 1.0, 0.5)
     track = Track(1, 0.0, deque([Observation(0.0, box, -15.0, 5.0, Distance(4.0, 0.2))]), region)
-    seen = [True, True] + [False] * 9 + [True]
+    seen = [True] + [False] * 9 + [True]
     flags = []
     tier._first_time = 0.0
     for index, observed in enumerate(seen):
@@ -156,4 +156,4 @@ def test_a_flag_is_raised_only_on_a_frame_that_saw_the_track() -> None:
         track.region = region if observed else None
         flags.append(tier._result(track, Appearance("unknown", "unknown", "unknown", "person"), Distance(4.0, 0.2),
                                   high).flagged)
-    assert flags == [False] * 11 + [True]
+    assert flags == [False] * 10 + [True]
