@@ -63,6 +63,9 @@ class Region(OnTheGround):
     top_pitch: float
     distance: Distance = Distance(float("inf"), float("inf"))  # filled by the tier (it knows the camera)
     contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
+    # Reaches an edge row of the area its proposals come from (a pole of the frame; the walking residual's
+    # pitch band): its box ends there because the area does, so its size and growth are not the entity's.
+    clipped: bool = False
 
 
 def wrap_pad(image: np.ndarray, columns: int) -> np.ndarray:
@@ -182,10 +185,13 @@ class MotionProposer:
             foreground = np.roll(foreground, back, axis=1)
         return self.regions(foreground)
 
-    def regions(self, raw_foreground: np.ndarray) -> list[Region]:
+    def regions(self, raw_foreground: np.ndarray, edge_rows: tuple[int, int] | None = None) -> list[Region]:
         """Regions of a raw uint8 foreground mask (0 / 255) in camera coordinates, from whichever source
         (the background model here, the residual motion for a walking wearer): cleaned, grouped across
-        small gaps and the seam, stacked into upright entities, filtered by area."""
+        small gaps and the seam, stacked into upright entities, filtered by area. `edge_rows`: the first and
+        last rows the source covers (default: the poles); a region reaching one (within `_CONTACT_ROWS`: the
+        opening can take a thin edge's last rows) is `clipped`."""
+        edge_rows = (0, self.height - 1) if edge_rows is None else edge_rows
         # Cleaned and closed on the foreground's own rows only (a walking wearer's residual is a band, movers a
         # fraction of it): with `_crop_margin` rows of zeros round them the morphology is the whole frame's. The
         # labelling stays on the whole frame: OpenCV labels in parallel stripes of the image, so a crop would
@@ -222,6 +228,8 @@ class MotionProposer:
                 continue
             region = self._region(mask, area)
             if region is not None:
+                region.clipped = bool(mask[:edge_rows[0] + _CONTACT_ROWS + 1].any()
+                                      or mask[edge_rows[1] - _CONTACT_ROWS:].any())
                 regions.append(region)
         return regions
 

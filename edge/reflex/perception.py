@@ -208,7 +208,7 @@ class ReflexPerception:
             # Kept current for when the wearer stops, and read by nothing until then: on the worker, beside this frame.
             self._rotation_job = self._worker.submit(self.ego.update, gray)
             moving = None if residual is None else self.residual.update(residual, near_foci, texture)
-            regions = [] if moving is None else self.motion.regions(moving)
+            regions = [] if moving is None else self.motion.regions(moving, self.residual.edge_rows)
         else:
             # The background model needs the world where it was: a standing head still nods and sways
             # by a degree or more, which is hundreds of spurious regions on textured scenes.
@@ -368,10 +368,14 @@ class ReflexPerception:
         memory = self._remember(track)
         # A flag needs `confirm_s` at the threshold without a break (and two frames at least), then holds
         # while risk stays within 0.1 of it, so it neither blips on one frame nor flickers on one noisy frame.
+        # The two frames must have seen the track: a coasting track's risk is its last observations re-read,
+        # and coasting adds no evidence (when a wearer sets off, the stale background model's regions are
+        # dropped and their tracks coasted into flags). Coasting does not break the run either: a thief
+        # behind a walking wearer is seen on most frames, not all, and was flagged 1.47 s ahead that way.
         threshold = self.config.flag_threshold
         if assessment.risk >= threshold:
             memory.above_since = self._last_time if memory.above_since is None else memory.above_since
-            memory.above_frames += 1
+            memory.above_frames += track.region is not None
         else:
             memory.above_since, memory.above_frames = None, 0
         settled = self._last_time - self._first_time >= self.config.settle_s

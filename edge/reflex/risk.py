@@ -292,8 +292,11 @@ def assess(observations: list[Observation], config: ReflexConfig,
             scores.append((_ramp_above(own_speed() - margin(), config.crossing_speed_mps,
                                        2 * config.crossing_speed_mps),
                            "crossing in front" if in_front else "passing close at speed"))
-    elif tau is not None and tau_r2 >= _LOOMING_R2 and tau <= _LOOMING_TAU_S and _grows_wider(observations, times):
-        # No usable distance (airborne, or contact at the horizon): only a clean, fast looming counts.
+    elif (tau is not None and tau_r2 >= _LOOMING_R2 and tau <= _LOOMING_TAU_S and _grows_wider(observations, times)
+          and not any(obs.clipped for obs in observations)):
+        # No usable distance (airborne, or contact at the horizon): only a clean, fast looming counts, and
+        # only on boxes that are the entity's own (a clipped region's box ends at the band's edge: on
+        # photograph worlds sky just below the walking band's top grew from 2 to 8 deg in 0.2 s that way).
         scores.append((_ramp_above(-tau, -_LOOMING_TAU_S, 0.0), "approaching fast"))
 
     risk, reason = max(scores, key=lambda item: item[0])

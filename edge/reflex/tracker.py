@@ -52,6 +52,7 @@ class Observation(OnTheGround):
     contact_yaw: float | None = None  # bearing of the ground contact (None: the box centre's)
     wearer_x: float = 0.0  # where the wearer was (m, world frame): a walking wearer's own travel
     wearer_z: float = 0.0
+    clipped: bool = False  # the region was cut by the edge of its proposals' area (`Region.clipped`)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def _finite_or_zero(metres: float) -> float:
 
 def _observe(region: Region, time_s: float, heading_deg: float, wearer_xz: tuple[float, float]) -> Observation:
     return Observation(time_s, region.box, region.contact_pitch, region.top_pitch, region.distance, heading_deg,
-                       region.contact_yaw, *wearer_xz)
+                       region.contact_yaw, *wearer_xz, clipped=region.clipped)
 
 
 class AngleTracker:

@@ -163,3 +163,17 @@ def test_regions_cleaned_on_the_foregrounds_own_rows_are_the_whole_frames(top_ro
         np.testing.assert_array_equal(a.mask, b.mask)
         assert (a.box, a.area_deg2, a.contact_pitch) == (b.box, b.area_deg2, b.contact_pitch)
         assert a.contact_yaw == b.contact_yaw
+
+
+def test_a_region_reaching_a_pole_is_clipped() -> None:
+    """Foreground that runs into the nadir (the ground under the wearer, their own body, a background model
+    gone stale as they set off) has a box that ends at the pole, not at an entity's edge; an upright
+    walker at 4 m does not reach it."""
+    camera = 1.2
+    proposer = MotionProposer(480, 240, ReflexConfig(), camera_height_m=camera)
+    walker = np.zeros((240, 480), np.uint8)
+    _upright(walker, 0.0, 4.0, camera, 0.5)
+    nadir = np.zeros((240, 480), np.uint8)
+    nadir[200:, 100:140] = 255
+    assert [region.clipped for region in proposer.regions(walker)] == [False]
+    assert [region.clipped for region in proposer.regions(nadir)] == [True]

@@ -129,3 +129,31 @@ def test_mask_rle_upsamples_to_the_frame_size() -> None:
     assert tuple(rle.size) == (480, 960)
     assert masks.area(rle) == pytest.approx(4 * track.mask.sum(), rel=0.01)
     assert track.role == "perpetrator" and track.whom == "you"
+
+
+def test_a_flag_needs_two_frames_that_saw_the_track() -> None:
+    """A coasting track's risk is its last observations' re-read: time passing is no evidence. One observed
+    frame at high risk, then coasting past `confirm_s`: no flag until a second frame sees the track."""
+    from collections import deque
+
+    from vigil360.edge.geometry import Distance
+    from vigil360.edge.reflex.appearance import Appearance
+    from vigil360.edge.reflex.motion import Region
+    from vigil360.edge.reflex.risk import RiskAssessment
+    from vigil360.edge.reflex.tracker import Observation, Track
+    from vigil360.schema import AngleBox
+
+    tier = ReflexPerception(WIDTH, HEIGHT)
+    box = AngleBox(yaw=170.0, pitch=-5.0, width=8.0, height=20.0)
+    region = Region(np.zeros((tier.work_height, tier.work_width), bool), box, 100.0, -15.0, 5.0)
+    high = RiskAssessment(0.9, "approaching fast", 0.8, 2.0, 1.0, 0.5)
+    track = Track(1, 0.0, deque([Observation(0.0, box, -15.0, 5.0, Distance(4.0, 0.2))]), region)
+    seen = [True] + [False] * 9 + [True]
+    flags = []
+    tier._first_time = 0.0
+    for index, observed in enumerate(seen):
+        tier._last_time = index / FPS
+        track.region = region if observed else None
+        flags.append(tier._result(track, Appearance("unknown", "unknown", "unknown", "person"), Distance(4.0, 0.2),
+                                  high).flagged)
+    assert flags == [False] * 10 + [True]

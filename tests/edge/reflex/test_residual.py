@@ -86,3 +86,20 @@ def test_real_pedestrians_keep_their_moving_pixels():
             kept = _mask_over([world] * 3, gated=True)[top:top + size[1], left:left + size[0]]
             assert people.sum() > 20
             assert kept[people].mean() >= 0.99, (scale, gain)
+
+
+@pytest.mark.parametrize(("low_deg", "high_deg", "clipped"), [(38.0, 50.0, True), (-50.0, -30.0, True),
+                                                               (-10.0, 20.0, False)])
+def test_a_region_the_band_cuts_is_marked_clipped(low_deg, high_deg, clipped):
+    """A patch moving across the band's top or bottom edge keeps only its part inside the band; its box ends
+    where the band does, so the region must say so (its size is not the entity's)."""
+    from vigil360.config import ReflexConfig
+    from vigil360.edge.reflex.motion import MotionProposer
+
+    moving = np.zeros((H, W), np.float32)
+    moving[_rows(low_deg, high_deg), 200:240] = 1.0
+    foreground = ResidualForeground(W, H)
+    for _ in range(3):
+        mask = foreground.update(Residual(moving, 0.1))
+    regions = MotionProposer(W, H, ReflexConfig(), camera_height_m=1.5).regions(mask, foreground.edge_rows)
+    assert [region.clipped for region in regions] == [clipped]

@@ -172,6 +172,17 @@ def test_looming_alone_needs_the_box_to_grow_wider_too() -> None:
     assert strip.risk < 0.5
 
 
+def test_looming_alone_is_not_read_from_a_clipped_box() -> None:
+    # The same ball, but cut by the edge of the area its region came from on one sample: the box's growth
+    # is then partly the band's, and no range backs it up.
+    times = np.arange(15) / FPS
+    size = np.degrees(2 * np.arctan(0.15 / (4.0 - 3.0 * times)))
+    ball = _airborne(size, size)
+    assert assess(ball, ReflexConfig()).risk >= 0.5
+    cut = [replace(obs, clipped=i == 7) for i, obs in enumerate(ball)]
+    assert assess(cut, ReflexConfig()).risk < 0.5
+
+
 def _feet_up(observations: list[Observation], lost: np.ndarray, lift_m: float) -> list[Observation]:
     """The same entity, its ground contact lost on the `lost` samples: the region's bottom is then
     `lift_m` above the ground (a pedal or a foot), so its range reads too far."""
