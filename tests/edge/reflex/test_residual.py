@@ -48,7 +48,12 @@ def test_a_residual_of_the_band_rows_only_gives_the_same_mask_as_a_whole_frame_o
     whole = [Residual(rng.normal(0.0, 1.0, (H, W)).astype(np.float32), 0.1) for _ in range(3)]
     full, banded = ResidualForeground(W, H), ResidualForeground(W, H)
     r0, r1 = banded.rows
-    assert 0 < r0 < H // 2 < r1 < H  # the band leaves the poles out
+    def pitch(row: int) -> float:
+        return (H / 2.0 - row) * 180.0 / H
+
+    # The band is the -40...+45 deg rows: the poles are left out.
+    assert pitch(r0) <= 45.0 and pitch(r0 - 1) > 45.0
+    assert pitch(r1 - 1) >= -40.0 and pitch(r1) < -40.0
     for residual in whole:
         band = Residual(residual.magnitude[r0 - 2:r1 + 1], 0.1, first_row=r0 - 2)
         np.testing.assert_array_equal(banded.update(band), full.update(residual))
