@@ -29,11 +29,14 @@ demo: install
 # The accessibility test drives a real headless Chromium from Debian and runs axe-core in it (npm
 # fetches axe-core into ~/.cache/vigil360 on first use). Installed here when we can (root, apt
 # available); elsewhere those tests skip and say why.
+# Only what is missing is asked for: a machine whose Node.js comes from NodeSource already has npm, and
+# Debian's npm package conflicts with that nodejs.
 browser:
-	@if { ! command -v chromium || ! command -v npm; } >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
-			&& command -v apt-get >/dev/null 2>&1; then \
+	@missing="$$(command -v chromium >/dev/null 2>&1 || echo chromium chromium-driver) \
+		$$(command -v npm >/dev/null 2>&1 || echo npm)"; \
+	if [ -n "$$(echo $$missing)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			chromium chromium-driver npm >/dev/null; fi
+			$$missing >/dev/null; fi
 
 test: install browser
 	$(BIN)/ruff check .
