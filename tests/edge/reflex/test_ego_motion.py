@@ -163,20 +163,26 @@ def test_a_static_street_walked_through_proposes_nothing(seed: int) -> None:
     assert tracked == []
 
 
+def _fit_with_movers(before: np.ndarray, after: np.ndarray, crowd: np.ndarray):
+    """The ego step between two frames after patches of `crowd` (another real photograph) are pasted over a
+    third of the horizon band (+-22 deg) of both, each moving 4 px right and 2 down between them."""
+    rows = slice(H // 2 - 30, H // 2 + 30)
+    for start in range(0, W // 3, 40):
+        columns = slice(start, start + 30)
+        before[rows, columns] = crowd[rows, columns]
+        after[rows, columns] = np.roll(crowd, (2, 4), axis=(0, 1))[rows, columns]
+    ego = EgoMotion(W, H, camera_height_m=1.5)
+    ego.update(before)
+    return ego.update(after)
+
+
 def test_movers_over_a_third_of_the_horizon_band_do_not_drag_the_rotation(photographs):
     """People crossing a textured third of the view (here: patches of another real photograph, moving
     their own way) must not pull the camera's rotation: the robust fit leaves them out."""
     scene, crowd = photographs["city"], photographs["forest"]
     omega = (0.3, 1.2, -0.4)  # camera axes, degrees
     before, after = scene.copy(), _camera_turned(scene, omega)
-    rows = slice(H // 2 - 30, H // 2 + 30)  # the horizon band, +-22 deg
-    for start in range(0, W // 3, 40):  # movers fill a third of the band's width
-        columns = slice(start, start + 30)
-        before[rows, columns] = crowd[rows, columns]
-        after[rows, columns] = np.roll(crowd, (2, 4), axis=(0, 1))[rows, columns]  # each moves 4 px right, 2 down
-    ego = EgoMotion(W, H, camera_height_m=1.5)
-    ego.update(before)
-    step = ego.update(after)
+    step = _fit_with_movers(before, after, crowd)
     assert step is not None
     assert np.degrees(step.fit.omega) == pytest.approx(omega, abs=0.3)
 
@@ -217,14 +223,7 @@ def test_movers_over_a_third_of_the_band_do_not_drag_a_walking_wearers_rotation(
     crowd = photographs["forest"]
     before = _grey(street.render(W, H, 0.0, 0.0, 1.5, 0.0))
     after = _grey(_camera_turned(street.render(W, H, 0.0, 0.15, 1.5, 0.0), omega))
-    rows = slice(H // 2 - 30, H // 2 + 30)  # the horizon band, +-22 deg
-    for start in range(0, W // 3, 40):  # movers fill a third of the band's width
-        columns = slice(start, start + 30)
-        before[rows, columns] = crowd[rows, columns]
-        after[rows, columns] = np.roll(crowd, (2, 4), axis=(0, 1))[rows, columns]  # each moves 4 px right, 2 down
-    ego = EgoMotion(W, H, camera_height_m=1.5)
-    ego.update(before)
-    step = ego.update(after)
+    step = _fit_with_movers(before, after, crowd)
     assert step is not None and step.fit.translation is not None
     assert np.degrees(step.fit.omega) == pytest.approx(omega, abs=0.3)
     assert step.metres_per_step == pytest.approx(0.15, rel=0.25)
