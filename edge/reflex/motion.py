@@ -185,13 +185,13 @@ class MotionProposer:
             foreground = np.roll(foreground, back, axis=1)
         return self.regions(foreground)
 
-    def regions(self, raw_foreground: np.ndarray, edge_rows: tuple[int, int] | None = None) -> list[Region]:
+    def regions(self, raw_foreground: np.ndarray, source_rows: tuple[int, int] | None = None) -> list[Region]:
         """Regions of a raw uint8 foreground mask (0 / 255) in camera coordinates, from whichever source
         (the background model here, the residual motion for a walking wearer): cleaned, grouped across
-        small gaps and the seam, stacked into upright entities, filtered by area. `edge_rows`: the first and
-        last rows the source covers (default: the poles); a region reaching one (within `_CONTACT_ROWS`: the
-        opening can take a thin edge's last rows) is `clipped`."""
-        edge_rows = (0, self.height - 1) if edge_rows is None else edge_rows
+        small gaps and the seam, stacked into upright entities, filtered by area. `source_rows`: the rows
+        the source covers (half-open; default: the whole frame, pole to pole); a region reaching its first or
+        last row (within `_CONTACT_ROWS`: the opening can take a thin edge's last rows) is `clipped`."""
+        first_row, end_row = (0, self.height) if source_rows is None else source_rows
         # Cleaned and closed on the foreground's own rows only (a walking wearer's residual is a band, movers a
         # fraction of it): with `_crop_margin` rows of zeros round them the morphology is the whole frame's. The
         # labelling stays on the whole frame: OpenCV labels in parallel stripes of the image, so a crop would
@@ -228,8 +228,8 @@ class MotionProposer:
                 continue
             region = self._region(mask, area)
             if region is not None:
-                region.clipped = bool(mask[:edge_rows[0] + _CONTACT_ROWS + 1].any()
-                                      or mask[edge_rows[1] - _CONTACT_ROWS:].any())
+                region.clipped = bool(mask[:first_row + _CONTACT_ROWS + 1].any()
+                                      or mask[end_row - 1 - _CONTACT_ROWS:].any())
                 regions.append(region)
         return regions
 

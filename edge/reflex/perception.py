@@ -208,7 +208,7 @@ class ReflexPerception:
             # Kept current for when the wearer stops, and read by nothing until then: on the worker, beside this frame.
             self._rotation_job = self._worker.submit(self.ego.update, gray)
             moving = None if residual is None else self.residual.update(residual, near_foci, texture)
-            regions = [] if moving is None else self.motion.regions(moving, self.residual.edge_rows)
+            regions = [] if moving is None else self.motion.regions(moving, self.residual.rows)
         else:
             # The background model needs the world where it was: a standing head still nods and sways
             # by a degree or more, which is hundreds of spurious regions on textured scenes.

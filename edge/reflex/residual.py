@@ -40,7 +40,6 @@ class ResidualForeground:
         pitch = (height / 2.0 - rows) * 180.0 / height
         inside = np.flatnonzero((pitch >= min_pitch_deg) & (pitch <= max_pitch_deg))
         self.rows = (int(inside[0]), int(inside[-1]) + 1)  # the band: nothing outside it counts, nor is computed
-        self.edge_rows = (self.rows[0], self.rows[1] - 1)  # a region reaching these is cut by the band
         self._recent: list[np.ndarray] = []
 
     def reset(self) -> None:

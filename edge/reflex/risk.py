@@ -30,6 +30,7 @@ ground contact (a head-on wheel, far legs) and is left out of the fit (`lost_con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -239,14 +240,16 @@ def assess(observations: list[Observation], config: ReflexConfig,
         t_closest = -float(np.dot(position, velocity)) / speed2 if speed2 > 0 else 0.0
         closest = float(np.linalg.norm(position + velocity * max(t_closest, 0.0)))
         time_to_zone = _time_to_zone(position, velocity, config.personal_zone_m)
-        # The terms below are computed only for a rule that gets as far as them: with a crowd in view the
-        # tier assesses a dozen tracks a frame, and most are not coming closer (the margin is >= 0, so a
-        # closing speed under the threshold fails whatever the margin).
+        # The terms below are computed only for a rule that gets as far as them, and at most once: with a crowd
+        # in view the tier assesses a dozen tracks a frame, and most are not coming closer (the margin is >= 0,
+        # so a closing speed under the threshold fails whatever the margin).
 
+        @cache  # used by two rules
         def margin() -> float:
             """Speeds the motion rules trust: the fit less `speed_sigmas` of its own error."""
             return config.speed_sigmas * _velocity_sigma(xs, zs, t, velocity)
 
+        @cache  # used by two rules
         def own_speed() -> float:
             """The entity's own speed over the ground: relative positions plus where the wearer had walked
             to. Walking up to someone who stands still closes the range, but they are not approaching."""
@@ -263,6 +266,7 @@ def assess(observations: list[Observation], config: ReflexConfig,
             moving = range_slopes[range_slopes != 0]
             return (float(np.mean(moving < 0)) if moving.size else 0.0) >= _APPROACH_AGREEMENT
 
+        @cache  # used by two rules
         def steady() -> bool:
             ok = _heading_agreement(slopes_x, slopes_z, velocity) >= _APPROACH_AGREEMENT
             # A fast closing speed must show as looming (growth ~ closing / range): far away, one pixel

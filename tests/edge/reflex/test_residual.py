@@ -106,5 +106,5 @@ def test_a_region_the_band_cuts_is_marked_clipped(low_deg, high_deg, clipped):
     foreground = ResidualForeground(W, H)
     for _ in range(3):
         mask = foreground.update(Residual(moving, 0.1))
-    regions = MotionProposer(W, H, ReflexConfig(), camera_height_m=1.5).regions(mask, foreground.edge_rows)
+    regions = MotionProposer(W, H, ReflexConfig(), camera_height_m=1.5).regions(mask, foreground.rows)
     assert [region.clipped for region in regions] == [clipped]
